@@ -85,9 +85,14 @@ fn valid_filter() -> impl Strategy<Value = String> {
         .prop_filter("a topic filter is non-empty", |filter| !filter.is_empty())
 }
 
-/// Strings near the boundary of validity, with and without a `$share/` prefix.
+/// Strings near the boundary of validity, with and without a `$share/` prefix, nested
+/// or not.
 fn filter_like() -> impl Strategy<Value = String> {
-    "(\\$share/)?[ab/+#$]{0,10}|\\$share/[ag+#]{0,2}/[ab/+#$]{0,8}"
+    concat!(
+        "(\\$share/)?[ab/+#$]{0,10}",
+        "|\\$share/[ag+#]{0,2}/[ab/+#$]{0,8}",
+        "|\\$share/g/(\\$share/?)?[ag/+#]{0,4}",
+    )
 }
 
 proptest! {
