@@ -1,1 +1,29 @@
-//! starling-broker
+//! Starling's broker: sessions, subscriptions, retained messages, wills and the
+//! tokio shell that serves them.
+//!
+//! Layout, bottom up:
+//! - [`message`]: the shared message and a per-subscriber delivery;
+//! - [`router`]: the subscription trie with shared groups;
+//! - [`retained`]: retained messages by topic;
+//! - [`session`]: one session's queue, in-flight and QoS 2 state (no I/O);
+//! - [`broker`]: the state every connection shares, session lifecycles, routing;
+//! - [`connection`]: one client connection, CONNECT to close;
+//! - [`server`]: listeners, accept loops, shutdown;
+//! - [`sys`]: `$SYS` statistics; [`stats`]: the counters behind them;
+//! - [`config`]: the configuration and its two file syntaxes;
+//! - [`log`]: packet summaries for `-v`.
+
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod log;
+pub mod message;
+pub mod retained;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod stats;
+pub mod sys;
+
+pub use broker::Broker;
+pub use config::Config;

@@ -1,0 +1,461 @@
+//! `Broker`: the state every connection shares. The subscription trie and the
+//! retained store are behind read-write locks taken only for the duration of a
+//! synchronous call (never across an `.await`); each session's state has its
+//! own mutex, so publishers on different cores contend only when they deliver
+//! to the same subscriber. The session registry is touched only on connect and
+//! disconnect.
+//!
+//! This file owns session lifecycles: attach (with takeover), detach, Will
+//! Delay, Session Expiry, and routing a message to the sessions that match.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use starling_proto::{MqttString, QoS, TopicFilter};
+use tokio::sync::{oneshot, Notify};
+
+use crate::config::Config;
+use crate::message::{Delivery, Message, SessionId};
+use crate::retained::RetainedStore;
+use crate::router::{Router, Subscription};
+use crate::session::{Enqueued, QueueLimits, SessionState};
+use crate::stats::Stats;
+
+/// How long a takeover waits for the old connection to finish.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// One session, shared by the broker and the connection attached to it.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// Unique for the broker's lifetime; a new session of the same client id
+    /// gets a new one.
+    pub id: SessionId,
+    /// The client identifier.
+    pub client_id: MqttString,
+    /// The session state.
+    pub state: Mutex<SessionState>,
+    /// Woken when a message is queued for an attached connection.
+    pub wake: Notify,
+    attaching: tokio::sync::Mutex<()>,
+    owner: Mutex<Option<Owner>>,
+    lifecycle: Mutex<Lifecycle>,
+}
+
+#[derive(Debug)]
+struct Owner {
+    kick: Arc<Notify>,
+    done: oneshot::Receiver<()>,
+}
+
+#[derive(Debug, Default)]
+struct Lifecycle {
+    /// Bumped at every attach, so timers armed at a detach can tell whether the
+    /// session has been resumed since.
+    generation: u64,
+    pending_will: Option<Message>,
+    ended: bool,
+}
+
+/// A session as a router key: equal when it is the same session.
+#[derive(Debug, Clone)]
+pub struct SessionRef(pub Arc<SessionHandle>);
+
+impl PartialEq for SessionRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for SessionRef {}
+
+impl Hash for SessionRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+/// The outcome of attaching a connection to a session.
+#[derive(Debug)]
+pub struct Attached {
+    /// The session.
+    pub session: Arc<SessionHandle>,
+    /// Whether an existing session was resumed.
+    pub session_present: bool,
+    /// The session generation this connection owns.
+    pub generation: u64,
+    /// Dropped when the connection has finished, so a takeover can wait for it.
+    pub done: oneshot::Sender<()>,
+}
+
+/// When a detached session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// With the connection.
+    Now,
+    /// After this long offline.
+    After(Duration),
+    /// Never.
+    Never,
+}
+
+/// The shared broker state.
+#[derive(Debug)]
+pub struct Broker {
+    /// The configuration in force.
+    pub config: Config,
+    router: RwLock<Router<SessionRef>>,
+    retained: RwLock<RetainedStore>,
+    sessions: Mutex<HashMap<MqttString, Arc<SessionHandle>>>,
+    /// Counters.
+    pub stats: Stats,
+    next_id: AtomicU64,
+    /// When the broker started.
+    pub started: Instant,
+}
+
+impl Broker {
+    /// A broker with `config` and no state.
+    pub fn new(config: Config) -> Arc<Broker> {
+        Arc::new(Broker {
+            config,
+            router: RwLock::new(Router::new()),
+            retained: RwLock::new(RetainedStore::new()),
+            sessions: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
+            next_id: AtomicU64::new(1),
+            started: Instant::now(),
+        })
+    }
+
+    fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_messages: self.config.max_queued_messages,
+            max_bytes: self.config.max_queued_bytes,
+            queue_qos0_offline: self.config.queue_qos0_messages,
+        }
+    }
+
+    fn new_session(&self, client_id: MqttString) -> Arc<SessionHandle> {
+        Arc::new(SessionHandle {
+            id: SessionId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+            client_id,
+            state: Mutex::new(SessionState::new(self.queue_limits())),
+            wake: Notify::new(),
+            attaching: tokio::sync::Mutex::new(()),
+            owner: Mutex::new(None),
+            lifecycle: Mutex::new(Lifecycle::default()),
+        })
+    }
+
+    /// A client identifier for a client that sent an empty one: unique for this
+    /// broker's lifetime and unlikely to meet one from an earlier run.
+    pub fn assign_client_id(&self) -> MqttString {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let id = format!("auto-{:016X}-{n}", seed ^ (self as *const Self as u64));
+        MqttString::try_from(id).expect("ASCII client id")
+    }
+
+    /// Number of sessions, online or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    /// Number of subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.router.read().len()
+    }
+
+    /// Number of retained messages.
+    pub fn retained_count(&self) -> usize {
+        self.retained.read().len()
+    }
+
+    /// Attaches a new connection to `client_id`'s session: takes over a
+    /// connection that holds it [MQTT-3.1.4-3], resumes it unless `clean_start`,
+    /// else starts a new one. `kick` is notified if a later connection takes
+    /// this one over.
+    pub async fn attach(
+        self: &Arc<Self>,
+        client_id: &MqttString,
+        clean_start: bool,
+        kick: Arc<Notify>,
+    ) -> Attached {
+        loop {
+            let existing = self.sessions.lock().get(client_id).cloned();
+            let Some(session) = existing else {
+                let session = self.new_session(client_id.clone());
+                let mut sessions = self.sessions.lock();
+                if sessions.contains_key(client_id) {
+                    continue; // another connection registered it first
+                }
+                sessions.insert(client_id.clone(), Arc::clone(&session));
+                drop(sessions);
+                return self.take_ownership(session, false, kick);
+            };
+            let _attaching = session.attaching.lock().await;
+            let owner = session.owner.lock().take();
+            if let Some(owner) = owner {
+                owner.kick.notify_one();
+                let _ = tokio::time::timeout(TAKEOVER_WAIT, owner.done).await;
+            }
+            if session.lifecycle.lock().ended {
+                continue; // it expired while we waited: start over
+            }
+            if clean_start {
+                self.end_session(&session);
+                continue;
+            }
+            let pending_will = session.lifecycle.lock().pending_will.take();
+            drop(pending_will); // resumed in time: the will is not sent [MQTT-3.1.3-9]
+            return self.take_ownership(Arc::clone(&session), true, kick);
+        }
+    }
+
+    fn take_ownership(
+        &self,
+        session: Arc<SessionHandle>,
+        session_present: bool,
+        kick: Arc<Notify>,
+    ) -> Attached {
+        let (done, done_rx) = oneshot::channel();
+        *session.owner.lock() = Some(Owner {
+            kick,
+            done: done_rx,
+        });
+        let generation = {
+            let mut lifecycle = session.lifecycle.lock();
+            lifecycle.generation += 1;
+            lifecycle.generation
+        };
+        session.state.lock().set_online(true);
+        self.stats.connected();
+        Attached {
+            session,
+            session_present,
+            generation,
+            done,
+        }
+    }
+
+    /// Detaches the connection of `generation` from `session`: publishes or
+    /// schedules its will, and ends the session now or arms its expiry.
+    pub fn detach(
+        self: &Arc<Self>,
+        session: &Arc<SessionHandle>,
+        generation: u64,
+        will: Option<(Message, Duration)>,
+        expiry: Expiry,
+    ) {
+        self.stats.disconnected();
+        {
+            let lifecycle = session.lifecycle.lock();
+            if lifecycle.generation != generation || lifecycle.ended {
+                // Taken over: the new connection owns the session now, but this
+                // connection's will still stands.
+                drop(lifecycle);
+                if let Some((will, _)) = will {
+                    self.publish(Arc::new(will));
+                }
+                return;
+            }
+        }
+        session.state.lock().set_online(false);
+        match (will, expiry) {
+            (Some((will, _)), Expiry::Now) => {
+                self.publish(Arc::new(will));
+            }
+            (Some((will, delay)), _) if delay.is_zero() => {
+                self.publish(Arc::new(will));
+            }
+            (Some((will, delay)), expiry) => {
+                // The will waits for the shorter of its delay and the session
+                // expiry [MQTT-3.1.3-9].
+                let delay = match expiry {
+                    Expiry::After(after) => delay.min(after),
+                    _ => delay,
+                };
+                session.lifecycle.lock().pending_will = Some(will);
+                let broker = Arc::clone(self);
+                let session = Arc::clone(session);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let will = {
+                        let mut lifecycle = session.lifecycle.lock();
+                        if lifecycle.generation != generation {
+                            return;
+                        }
+                        lifecycle.pending_will.take()
+                    };
+                    if let Some(will) = will {
+                        broker.publish(Arc::new(will));
+                    }
+                });
+            }
+            (None, _) => {}
+        }
+        match expiry {
+            Expiry::Now => self.end_session(session),
+            Expiry::Never => {}
+            Expiry::After(after) => {
+                let broker = Arc::clone(self);
+                let session = Arc::clone(session);
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    if session.lifecycle.lock().generation == generation
+                        && !session.state.lock().is_online()
+                    {
+                        broker.end_session(&session);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Ends a session: publishes a will still pending, removes its subscriptions
+    /// and forgets it.
+    pub fn end_session(&self, session: &Arc<SessionHandle>) {
+        let will = {
+            let mut lifecycle = session.lifecycle.lock();
+            if lifecycle.ended {
+                return;
+            }
+            lifecycle.ended = true;
+            lifecycle.pending_will.take()
+        };
+        if let Some(will) = will {
+            self.publish(Arc::new(will));
+        }
+        {
+            let mut sessions = self.sessions.lock();
+            if sessions
+                .get(&session.client_id)
+                .is_some_and(|s| Arc::ptr_eq(s, session))
+            {
+                sessions.remove(&session.client_id);
+            }
+        }
+        let filters: Vec<TopicFilter> =
+            session.state.lock().subscriptions.keys().cloned().collect();
+        let key = SessionRef(Arc::clone(session));
+        let mut router = self.router.write();
+        for filter in &filters {
+            router.unsubscribe(filter, &key);
+        }
+    }
+
+    /// Adds or replaces a subscription of `session`; returns whether it existed.
+    pub fn subscribe(
+        &self,
+        session: &Arc<SessionHandle>,
+        filter: &TopicFilter,
+        subscription: Subscription,
+    ) -> bool {
+        session
+            .state
+            .lock()
+            .subscriptions
+            .insert(filter.clone(), subscription);
+        self.router
+            .write()
+            .subscribe(filter, SessionRef(Arc::clone(session)), subscription)
+    }
+
+    /// Removes a subscription of `session`; returns whether it existed.
+    pub fn unsubscribe(&self, session: &Arc<SessionHandle>, filter: &TopicFilter) -> bool {
+        session.state.lock().subscriptions.remove(filter);
+        self.router
+            .write()
+            .unsubscribe(filter, &SessionRef(Arc::clone(session)))
+    }
+
+    /// The retained messages `filter` matches.
+    pub fn retained_for(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
+        self.retained.read().matching(filter, now)
+    }
+
+    /// Stores a retained message (or clears one, for an empty payload).
+    pub fn retain(&self, message: Arc<Message>) {
+        self.retained.write().retain(message);
+    }
+
+    /// Routes `message` to every matching session, one copy per session at the
+    /// highest QoS granted among its matching subscriptions and with every
+    /// matching Subscription Identifier [MQTT-3.3.4-2, MQTT-3.3.4-3]; stores it
+    /// if retained. Returns the number of sessions it was queued for.
+    pub fn publish(&self, message: Arc<Message>) -> usize {
+        if message.retain && self.config.retain_available {
+            self.retain(Arc::clone(&message));
+        }
+        let mut targets: Vec<(&SessionRef, Delivery)> = Vec::new();
+        let router = self.router.read();
+        router.matches(
+            &message.topic,
+            |key| key.0.state.lock().is_online(),
+            |m| {
+                let options = m.subscription.options;
+                // [MQTT-3.8.3-3]: No Local.
+                if options.no_local && !m.shared && message.origin == Some(m.key.0.id) {
+                    return;
+                }
+                let qos = if self.config.upgrade_outgoing_qos {
+                    options.qos
+                } else {
+                    message.qos.min(options.qos)
+                };
+                // [MQTT-3.3.1-12, MQTT-3.3.1-13]: Retain As Published.
+                let retain = message.retain && options.retain_as_published;
+                let ids = m.subscription.id.into_iter().collect();
+                targets.push((
+                    m.key,
+                    Delivery {
+                        message: Arc::clone(&message),
+                        qos,
+                        retain,
+                        subscription_ids: ids,
+                    },
+                ));
+            },
+        );
+        // One copy per session [MQTT-3.3.4-2]: merge overlapping matches.
+        if targets.len() > 1 {
+            targets.sort_by_key(|(key, _)| key.0.id);
+            targets.dedup_by(|(key, later), (first_key, first)| {
+                if key.0.id != first_key.0.id {
+                    return false;
+                }
+                first.qos = first.qos.max(later.qos);
+                first.retain |= later.retain;
+                first.subscription_ids.append(&mut later.subscription_ids);
+                true
+            });
+        }
+        let count = targets.len();
+        for (key, delivery) in targets {
+            self.deliver(&key.0, delivery);
+        }
+        drop(router);
+        count
+    }
+
+    /// Queues `delivery` for `session` and wakes its connection if needed.
+    pub fn deliver(&self, session: &SessionHandle, delivery: Delivery) {
+        let outcome = session.state.lock().enqueue(delivery);
+        match outcome {
+            Enqueued::First => session.wake.notify_one(),
+            Enqueued::Behind | Enqueued::Skipped => {}
+            Enqueued::Dropped => Stats::add(&self.stats.publish_dropped, 1),
+        }
+    }
+
+    /// The QoS a subscription is granted: what it asked for, as we support all.
+    pub fn granted_qos(&self, requested: QoS) -> QoS {
+        requested
+    }
+}

@@ -1,0 +1,862 @@
+//! One client connection: the CONNECT handshake, then the loop that reads
+//! packets, applies them to the session and the broker, and writes what the
+//! session has queued. Everything a connection alone knows lives here: its
+//! protocol version, keep alive, will, both Topic Alias maps, the client's
+//! Receive Maximum and Maximum Packet Size, and the write buffer.
+//!
+//! Writes are batched: the packets produced by one read (or one wake-up) are
+//! encoded into one buffer and written with one `write_all`. The session mutex
+//! is never held across an `.await`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use starling_proto::property::{ConnAckProperties, PublishProperties};
+use starling_proto::{
+    ConnAck, Connect, DecodeError, Decoder, Delivery as QosDelivery, Disconnect, MqttString,
+    Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
+    RetainHandling, Role, SubAck, Subscribe, SubscriptionOptions, TopicAlias, TopicName, UnsubAck,
+    Unsubscribe, Will,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+use crate::broker::{Broker, Expiry, SessionHandle};
+use crate::message::{Delivery, Message};
+use crate::router::Subscription;
+use crate::session::Resend;
+use crate::stats::Stats;
+
+/// How long a new connection may take to send CONNECT.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Packets encoded per lock of the session before the buffer is written.
+const DRAIN_BATCH: usize = 256;
+
+/// Why a connection ends.
+#[derive(Debug)]
+enum End {
+    /// DISCONNECT with Normal disconnection: the will is discarded [MQTT-3.1.2-10].
+    Normal,
+    /// v5 DISCONNECT 0x04: the will is published.
+    DisconnectWithWill,
+    /// The client closed the socket without DISCONNECT.
+    Closed,
+    /// A read or write failed.
+    Io(std::io::Error),
+    /// The server ends the connection with this reason (sent to v5 clients).
+    Server(ReasonCode, String),
+}
+
+/// Serves one accepted connection until it ends.
+pub async fn serve<S>(
+    broker: Arc<Broker>,
+    mut stream: S,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut read_buf = BytesMut::new();
+    let mut decoder = Decoder::new(Role::Server, ProtocolVersion::V3_1_1);
+    if let Some(max) = broker.config.max_packet_size {
+        decoder = decoder.with_max_packet_size(max.get());
+    }
+    let first = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        read_packet(&mut stream, &mut read_buf, &mut decoder, &broker.stats),
+    )
+    .await;
+    let connect = match first {
+        Ok(Ok(Some(Packet::Connect(connect)))) => connect,
+        Ok(Ok(Some(other))) => {
+            // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+            info!(
+                "Client <unknown> from {peer} sent {} before CONNECT, disconnecting.",
+                other.packet_type()
+            );
+            return;
+        }
+        Ok(Err(DecodeError::UnsupportedProtocolLevel(level))) => {
+            // [MQTT-3.1.2-2]: answer in the 3.1.1 form, the only one a client of
+            // an unknown version can be expected to read.
+            info!("Client <unknown> from {peer} asked for unsupported protocol level {level}.");
+            let _ = stream.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
+            return;
+        }
+        Ok(Err(e)) => {
+            info!("Client <unknown> from {peer} sent an invalid CONNECT: {e}");
+            return;
+        }
+        Ok(Ok(None)) => return,
+        Err(_) => {
+            info!("Client <unknown> from {peer} sent no CONNECT within {CONNECT_TIMEOUT:?}, disconnecting.");
+            return;
+        }
+    };
+    let kick = Arc::new(Notify::new());
+    let Some(mut conn) =
+        Connection::accept(&broker, *connect, peer, Arc::clone(&kick), &mut stream).await
+    else {
+        return;
+    };
+    decoder.set_version(conn.version);
+    let end = conn
+        .run(
+            &mut stream,
+            &mut read_buf,
+            &mut decoder,
+            &kick,
+            &mut shutdown,
+        )
+        .await;
+    conn.finish(end, &mut stream).await;
+}
+
+/// Reads until one packet is decoded, the peer closes (`None`) or an error.
+async fn read_packet<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+    stats: &Stats,
+) -> Result<Option<Packet>, DecodeError> {
+    loop {
+        if let Some(packet) = decoder.decode(buf)? {
+            Stats::add(&stats.packets_received, 1);
+            return Ok(Some(packet));
+        }
+        buf.reserve(1024);
+        match stream.read_buf(buf).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(n) => Stats::add(&stats.bytes_received, n as u64),
+        }
+    }
+}
+
+struct Connection {
+    broker: Arc<Broker>,
+    session: Arc<SessionHandle>,
+    generation: u64,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+    version: ProtocolVersion,
+    client_id: MqttString,
+    peer: SocketAddr,
+    keep_alive: Option<Duration>,
+    will: Option<Will>,
+    clean_start: bool,
+    /// v5 Session Expiry Interval in force (seconds), changeable at DISCONNECT.
+    session_expiry: u32,
+    /// The client's Receive Maximum: outbound QoS 1 and 2 in flight at once.
+    window: usize,
+    /// The client's Maximum Packet Size.
+    max_packet_size: u32,
+    /// Aliases the client set for its PUBLISHes to us.
+    aliases_in: HashMap<u16, TopicName>,
+    /// Aliases we assigned for our PUBLISHes to the client, up to its maximum.
+    aliases_out: HashMap<TopicName, TopicAlias>,
+    alias_out_max: u16,
+    out: BytesMut,
+    log_packets: bool,
+}
+
+impl Connection {
+    /// Applies the CONNECT: checks it, attaches the session, sends CONNACK and
+    /// what a resumed session must send again. `None` if the client was refused.
+    async fn accept<S: AsyncWrite + Unpin>(
+        broker: &Arc<Broker>,
+        connect: Connect,
+        peer: SocketAddr,
+        kick: Arc<Notify>,
+        stream: &mut S,
+    ) -> Option<Connection> {
+        let version = connect.protocol;
+        let config = &broker.config;
+        let refuse = |reason: ReasonCode| {
+            let mut buf = BytesMut::new();
+            let connack = ConnAck {
+                reason_code: reason,
+                ..Default::default()
+            };
+            let _ = Packet::ConnAck(connack).encode(version, &mut buf);
+            buf
+        };
+        let mut client_id = connect.client_id.clone();
+        let mut assigned = None;
+        if client_id.is_empty() {
+            // [MQTT-3.1.3-8]: 3.1.1 refuses an empty id with a persistent session;
+            // 3.1 requires an id.
+            let allowed = config.allow_zero_length_clientid
+                && version != ProtocolVersion::V3_1
+                && (version.is_v5() || connect.clean_start);
+            if !allowed {
+                info!("Client <unknown> from {peer} refused: empty client identifier.");
+                let _ = stream
+                    .write_all(&refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID))
+                    .await;
+                return None;
+            }
+            client_id = broker.assign_client_id();
+            assigned = version.is_v5().then(|| client_id.clone());
+        }
+        if !config.allow_anonymous && connect.username.is_none() {
+            info!("Client {client_id} from {peer} refused: not authorised.");
+            let _ = stream.write_all(&refuse(ReasonCode::NOT_AUTHORIZED)).await;
+            return None;
+        }
+        let mut server_keep_alive = None;
+        let mut keep_alive = connect.keep_alive;
+        if keep_alive > config.max_keepalive {
+            if version.is_v5() {
+                keep_alive = config.max_keepalive;
+                server_keep_alive = Some(keep_alive);
+            } else {
+                // 3.x has no Server Keep Alive: Mosquitto refuses such clients.
+                info!("Client {client_id} from {peer} refused: keep alive {keep_alive} above max_keepalive.");
+                let _ = stream
+                    .write_all(&refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID))
+                    .await;
+                return None;
+            }
+        }
+        let attached = broker.attach(&client_id, connect.clean_start, kick).await;
+        let props = &connect.properties;
+        let window = if version.is_v5() {
+            usize::from(props.receive_maximum.map_or(u16::MAX, |r| r.get()))
+        } else {
+            match config.max_inflight_messages {
+                0 => usize::from(u16::MAX),
+                n => usize::from(n),
+            }
+        };
+        let mut conn = Connection {
+            broker: Arc::clone(broker),
+            session: attached.session,
+            generation: attached.generation,
+            done: Some(attached.done),
+            version,
+            client_id,
+            peer,
+            keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
+            will: connect.will.clone(),
+            clean_start: connect.clean_start,
+            session_expiry: props.session_expiry_interval.unwrap_or(0),
+            window,
+            max_packet_size: props.maximum_packet_size.map_or(u32::MAX, |m| m.get()),
+            aliases_in: HashMap::new(),
+            aliases_out: HashMap::new(),
+            alias_out_max: if version.is_v5() {
+                props.topic_alias_maximum.unwrap_or(0)
+            } else {
+                0
+            },
+            out: BytesMut::new(),
+            log_packets: config.logging.packets,
+        };
+        let mut properties = ConnAckProperties::default();
+        if version.is_v5() {
+            properties.assigned_client_identifier = assigned;
+            properties.server_keep_alive = server_keep_alive;
+            properties.receive_maximum =
+                std::num::NonZeroU16::new(match config.max_inflight_messages {
+                    0 => u16::MAX,
+                    n => n,
+                });
+            properties.maximum_packet_size = config.max_packet_size;
+            properties.topic_alias_maximum = Some(config.max_topic_alias).filter(|&m| m > 0);
+            if !config.retain_available {
+                properties.retain_available = Some(false);
+            }
+        }
+        conn.send(Packet::ConnAck(ConnAck {
+            session_present: attached.session_present,
+            reason_code: ReasonCode::SUCCESS,
+            properties,
+        }));
+        info!(
+            "New client connected from {} as {} (p{}, c{}, k{}{}).",
+            peer,
+            conn.client_id,
+            match version {
+                ProtocolVersion::V3_1 => 1,
+                ProtocolVersion::V3_1_1 => 2,
+                ProtocolVersion::V5 => 5,
+            },
+            u8::from(connect.clean_start),
+            keep_alive,
+            connect
+                .username
+                .as_ref()
+                .map(|u| format!(", u'{u}'"))
+                .unwrap_or_default(),
+        );
+        if attached.session_present {
+            let resend = conn.session.state.lock().resend();
+            for item in resend {
+                match item {
+                    Resend::Publish(id, delivery) => conn.send_delivery(delivery, Some(id), true),
+                    Resend::PubRel(id) => conn.send(Packet::PubRel(PubRel::new(id))),
+                }
+            }
+        }
+        Some(conn)
+    }
+
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        read_buf: &mut BytesMut,
+        decoder: &mut Decoder,
+        kick: &Notify,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> End {
+        let keep_alive = self.keep_alive.map(|k| k * 3 / 2);
+        let deadline = tokio::time::sleep(keep_alive.unwrap_or(Duration::from_secs(86_400)));
+        tokio::pin!(deadline);
+        loop {
+            let more = self.drain(Instant::now());
+            if let Err(e) = self.flush(stream).await {
+                return End::Io(e);
+            }
+            if more {
+                continue;
+            }
+            if read_buf.capacity() - read_buf.len() < 512 {
+                read_buf.reserve(4096);
+            }
+            // Every arm is cancel-safe: `read_buf` reads into the buffer or not
+            // at all, and `Notify` keeps a permit for a wake-up that comes while
+            // another arm runs.
+            tokio::select! {
+                biased;
+                _ = kick.notified() => {
+                    info!("Client {} already connected, closing old connection.", self.client_id);
+                    return End::Server(ReasonCode::SESSION_TAKEN_OVER, String::new());
+                }
+                _ = shutdown.changed() => {
+                    return End::Server(ReasonCode::SERVER_SHUTTING_DOWN, String::new());
+                }
+                read = stream.read_buf(read_buf) => {
+                    match read {
+                        Ok(0) => return End::Closed,
+                        Err(e) => return End::Io(e),
+                        Ok(n) => Stats::add(&self.broker.stats.bytes_received, n as u64),
+                    }
+                    if let Some(k) = keep_alive {
+                        deadline.as_mut().reset(tokio::time::Instant::now() + k);
+                    }
+                    loop {
+                        match decoder.decode(read_buf) {
+                            Ok(Some(packet)) => {
+                                Stats::add(&self.broker.stats.packets_received, 1);
+                                if let Err(end) = self.handle(packet, Instant::now()) {
+                                    return end;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => return End::Server(e.reason_code(), e.to_string()),
+                        }
+                    }
+                }
+                _ = self.session.wake.notified() => {}
+                _ = &mut deadline, if keep_alive.is_some() => {
+                    info!("Client {} has exceeded timeout, disconnecting.", self.client_id);
+                    return End::Server(ReasonCode::KEEP_ALIVE_TIMEOUT, String::new());
+                }
+            }
+        }
+    }
+
+    async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        stream.write_all(&self.out).await?;
+        Stats::add(&self.broker.stats.bytes_sent, self.out.len() as u64);
+        self.out.clear();
+        // Do not keep a burst's buffer for an idle connection.
+        if self.out.capacity() > 64 * 1024 {
+            self.out = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    /// Ends the connection: a final DISCONNECT for v5 clients when the server
+    /// ends it, the will, the session's fate.
+    async fn finish<S: AsyncWrite + Unpin>(mut self, end: End, stream: &mut S) {
+        let publish_will = !matches!(end, End::Normal);
+        match &end {
+            End::Normal => info!("Client {} disconnected.", self.client_id),
+            End::DisconnectWithWill => info!("Client {} disconnected with will.", self.client_id),
+            End::Closed => info!("Client {} closed its connection.", self.client_id),
+            End::Io(e) => info!("Client {} disconnected: {e}.", self.client_id),
+            End::Server(reason, text) => {
+                if !text.is_empty() {
+                    info!("Client {} disconnected: {text}", self.client_id);
+                }
+                if self.version.is_v5() {
+                    self.send(Packet::Disconnect(Disconnect::new(*reason)));
+                }
+            }
+        }
+        let _ = self.flush(stream).await;
+        let _ = stream.shutdown().await;
+        let will = self.will.take().filter(|_| publish_will).map(|will| {
+            let delay =
+                Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
+            (will_message(will, &self.broker), delay)
+        });
+        let expiry = self.expiry();
+        self.broker
+            .detach(&self.session, self.generation, will, expiry);
+        drop(self.done.take());
+        debug!("connection from {} finished", self.peer);
+    }
+
+    fn expiry(&self) -> Expiry {
+        if self.version.is_v5() {
+            return match self.session_expiry {
+                0 => Expiry::Now,
+                u32::MAX => Expiry::Never,
+                secs => Expiry::After(Duration::from_secs(u64::from(secs))),
+            };
+        }
+        if self.clean_start {
+            return Expiry::Now;
+        }
+        match self.broker.config.persistent_client_expiration {
+            Some(after) => Expiry::After(after),
+            None => Expiry::Never,
+        }
+    }
+
+    /// Encodes `packet` into the write buffer.
+    fn send(&mut self, packet: Packet) {
+        if self.log_packets {
+            debug!(
+                "Sending {} to {}",
+                crate::log::describe(&packet),
+                self.client_id
+            );
+        }
+        match packet.encode(self.version, &mut self.out) {
+            Ok(()) => Stats::add(&self.broker.stats.packets_sent, 1),
+            Err(e) => warn!(
+                "cannot encode {} for {}: {e}",
+                packet.packet_type(),
+                self.client_id
+            ),
+        }
+    }
+
+    /// Moves queued messages into the write buffer while the client's window
+    /// allows. Returns whether more are ready (the buffer should be written
+    /// first).
+    fn drain(&mut self, now: Instant) -> bool {
+        let mut batch = Vec::new();
+        let mut too_large = 0;
+        {
+            let mut state = self.session.state.lock();
+            while batch.len() < DRAIN_BATCH {
+                let Some(delivery) = state.next_ready(self.window, now) else {
+                    break;
+                };
+                let publish = self.build_publish(&delivery, None, false, now);
+                // A message too large for this client is dropped for it alone
+                // [MQTT-3.1.2-25].
+                if Packet::Publish(publish).encoded_len(self.version)
+                    > self.max_packet_size as usize
+                {
+                    too_large += 1;
+                    continue;
+                }
+                let id = (delivery.qos != QoS::AtMostOnce)
+                    .then(|| state.start_inflight(delivery.clone()));
+                batch.push((delivery, id));
+            }
+        }
+        if too_large > 0 {
+            Stats::add(&self.broker.stats.publish_dropped, too_large);
+        }
+        let more = batch.len() == DRAIN_BATCH;
+        for (delivery, id) in batch {
+            self.send_delivery(delivery, id, false);
+        }
+        more
+    }
+
+    fn build_publish(
+        &self,
+        delivery: &Delivery,
+        id: Option<PacketId>,
+        dup: bool,
+        now: Instant,
+    ) -> Publish {
+        let message = &delivery.message;
+        let delivery_qos = match (delivery.qos, id) {
+            (QoS::AtLeastOnce, Some(id)) => QosDelivery::AtLeastOnce(id),
+            (QoS::ExactlyOnce, Some(id)) => QosDelivery::ExactlyOnce(id),
+            // Sizing before an identifier is allocated: any identifier has the same size.
+            (QoS::AtLeastOnce, None) => QosDelivery::AtLeastOnce(PacketId::MIN),
+            (QoS::ExactlyOnce, None) => QosDelivery::ExactlyOnce(PacketId::MIN),
+            (QoS::AtMostOnce, _) => QosDelivery::AtMostOnce,
+        };
+        let properties = if self.version.is_v5() {
+            let mut properties = message.properties.clone();
+            properties
+                .subscription_identifiers
+                .clone_from(&delivery.subscription_ids);
+            // [MQTT-3.3.2-6]: forward the expiry interval less the time spent here.
+            properties.message_expiry_interval = message.remaining_expiry(now);
+            properties
+        } else {
+            PublishProperties::default()
+        };
+        Publish {
+            dup: dup && delivery.qos != QoS::AtMostOnce,
+            delivery: delivery_qos,
+            retain: delivery.retain,
+            topic: message.topic.clone(),
+            payload: message.payload.clone(),
+            properties,
+        }
+    }
+
+    fn send_delivery(&mut self, delivery: Delivery, id: Option<PacketId>, dup: bool) {
+        let mut publish = self.build_publish(&delivery, id, dup, Instant::now());
+        if self.alias_out_max > 0 {
+            self.apply_outbound_alias(&mut publish);
+        }
+        Stats::add(&self.broker.stats.messages_sent, 1);
+        self.send(Packet::Publish(publish));
+    }
+
+    /// Uses a Topic Alias for a topic sent before, or assigns the next free one
+    /// while the client's Topic Alias Maximum allows.
+    fn apply_outbound_alias(&mut self, publish: &mut Publish) {
+        if let Some(&alias) = self.aliases_out.get(&publish.topic) {
+            publish.properties.topic_alias = Some(alias);
+            publish.topic = TopicName::empty();
+        } else if self.aliases_out.len() < usize::from(self.alias_out_max) {
+            let next = TopicAlias::new(self.aliases_out.len() as u16 + 1);
+            if let Some(alias) = next {
+                self.aliases_out.insert(publish.topic.clone(), alias);
+                publish.properties.topic_alias = Some(alias);
+            }
+        }
+    }
+
+    /// Applies one packet from the client.
+    fn handle(&mut self, packet: Packet, now: Instant) -> Result<(), End> {
+        if self.log_packets {
+            debug!(
+                "Received {} from {}",
+                crate::log::describe(&packet),
+                self.client_id
+            );
+        }
+        match packet {
+            Packet::Publish(publish) => self.handle_publish(publish, now),
+            Packet::PubAck(ack) => {
+                self.session.state.lock().handle_puback(ack.packet_id);
+                Ok(())
+            }
+            Packet::PubRec(rec) => {
+                let release = self
+                    .session
+                    .state
+                    .lock()
+                    .handle_pubrec(rec.packet_id, rec.reason_code.is_error());
+                if release {
+                    self.send(Packet::PubRel(PubRel::new(rec.packet_id)));
+                } else if !rec.reason_code.is_error() {
+                    let mut rel = PubRel::new(rec.packet_id);
+                    if self.version.is_v5() {
+                        rel.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                    }
+                    self.send(Packet::PubRel(rel));
+                }
+                Ok(())
+            }
+            Packet::PubRel(rel) => {
+                let found = self.session.state.lock().release_qos2(rel.packet_id);
+                let mut comp = PubComp::new(rel.packet_id);
+                if !found && self.version.is_v5() {
+                    comp.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                }
+                self.send(Packet::PubComp(comp));
+                Ok(())
+            }
+            Packet::PubComp(comp) => {
+                self.session.state.lock().handle_pubcomp(comp.packet_id);
+                Ok(())
+            }
+            Packet::Subscribe(subscribe) => {
+                self.handle_subscribe(subscribe, now);
+                Ok(())
+            }
+            Packet::Unsubscribe(unsubscribe) => {
+                self.handle_unsubscribe(unsubscribe);
+                Ok(())
+            }
+            Packet::PingReq => {
+                self.send(Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(disconnect) => {
+                if let Some(expiry) = disconnect.properties.session_expiry_interval {
+                    // [MQTT-3.14.2-2]: a session that was to end with the
+                    // connection cannot be made to outlive it now.
+                    if self.session_expiry == 0 && expiry != 0 {
+                        return Err(End::Server(
+                            ReasonCode::PROTOCOL_ERROR,
+                            "[MQTT-3.14.2-2] session expiry set at DISCONNECT after 0 at CONNECT"
+                                .into(),
+                        ));
+                    }
+                    self.session_expiry = expiry;
+                }
+                if disconnect.reason_code == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE {
+                    Err(End::DisconnectWithWill)
+                } else {
+                    Err(End::Normal)
+                }
+            }
+            Packet::Connect(_) => Err(End::Server(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-3.1.0-2] second CONNECT".into(),
+            )),
+            Packet::Auth(_) => Err(End::Server(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-4.12.0-1] AUTH without an authentication method".into(),
+            )),
+            // The server-side decoder refuses the rest (CONNACK, SUBACK, ...).
+            other => Err(End::Server(
+                ReasonCode::PROTOCOL_ERROR,
+                format!("unexpected {}", other.packet_type()),
+            )),
+        }
+    }
+
+    fn handle_publish(&mut self, mut publish: Publish, now: Instant) -> Result<(), End> {
+        Stats::add(&self.broker.stats.messages_received, 1);
+        let config = &self.broker.config;
+        if let Some(alias) = publish.properties.topic_alias {
+            // [MQTT-3.3.2-9, MQTT-3.3.2-10]
+            if alias.get() > config.max_topic_alias {
+                return Err(End::Server(
+                    ReasonCode::TOPIC_ALIAS_INVALID,
+                    format!(
+                        "topic alias {} above the maximum {}",
+                        alias.get(),
+                        config.max_topic_alias
+                    ),
+                ));
+            }
+            if publish.topic.as_str().is_empty() {
+                match self.aliases_in.get(&alias.get()) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => {
+                        return Err(End::Server(
+                            ReasonCode::PROTOCOL_ERROR,
+                            format!("unknown topic alias {}", alias.get()),
+                        ))
+                    }
+                }
+            } else {
+                self.aliases_in.insert(alias.get(), publish.topic.clone());
+            }
+        }
+        if publish.retain && !config.retain_available {
+            if self.version.is_v5() {
+                // A retained PUBLISH when Retain Available is 0 (MQTT 5.0 §3.2.2.3.5).
+                return Err(End::Server(
+                    ReasonCode::RETAIN_NOT_SUPPORTED,
+                    "retain not supported".into(),
+                ));
+            }
+            publish.retain = false;
+        }
+        let refusal = if config
+            .message_size_limit
+            .is_some_and(|max| publish.payload.len() > max.get() as usize)
+        {
+            Some(ReasonCode::QUOTA_EXCEEDED)
+        } else if publish.properties.payload_format_indicator == Some(true)
+            && std::str::from_utf8(&publish.payload).is_err()
+        {
+            // [MQTT-3.3.2-4]: the payload is said to be UTF-8 and is not.
+            Some(ReasonCode::PAYLOAD_FORMAT_INVALID)
+        } else {
+            None
+        };
+        match publish.delivery {
+            QosDelivery::AtMostOnce => {
+                if refusal.is_none() {
+                    self.route(publish, now);
+                }
+            }
+            QosDelivery::AtLeastOnce(id) => {
+                let reason = match refusal {
+                    Some(reason) => reason,
+                    None => self.route(publish, now),
+                };
+                let mut ack = PubAck::new(id);
+                ack.reason_code = reason;
+                self.send_ack(Packet::PubAck(ack));
+            }
+            QosDelivery::ExactlyOnce(id) => {
+                let reason = match refusal {
+                    Some(reason) => reason,
+                    None => {
+                        let mut state = self.session.state.lock();
+                        let receive_maximum = usize::from(match config.max_inflight_messages {
+                            0 => u16::MAX,
+                            n => n,
+                        });
+                        if self.version.is_v5() && state.incoming_qos2() >= receive_maximum {
+                            drop(state);
+                            // More QoS 2 messages unreleased than our Receive Maximum (MQTT 5.0 §3.3.4).
+                            return Err(End::Server(
+                                ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                                "receive maximum exceeded".into(),
+                            ));
+                        }
+                        let new = state.receive_qos2(id);
+                        drop(state);
+                        if new {
+                            self.route(publish, now)
+                        } else {
+                            ReasonCode::SUCCESS
+                        }
+                    }
+                };
+                let mut rec = PubRec::new(id);
+                rec.reason_code = reason;
+                self.send_ack(Packet::PubRec(rec));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a PUBACK or PUBREC; 3.x has no reason codes, so a refusal there is
+    /// acknowledged as a success and the message dropped, as Mosquitto does.
+    fn send_ack(&mut self, mut packet: Packet) {
+        if !self.version.is_v5() {
+            match &mut packet {
+                Packet::PubAck(ack) => ack.reason_code = ReasonCode::SUCCESS,
+                Packet::PubRec(rec) => rec.reason_code = ReasonCode::SUCCESS,
+                _ => {}
+            }
+        }
+        self.send(packet);
+    }
+
+    /// Routes a client's message; returns the v5 reason for its acknowledgement.
+    fn route(&mut self, publish: Publish, now: Instant) -> ReasonCode {
+        let message = Message::from_publish(publish, Some(self.session.id), now);
+        let delivered = self.broker.publish(Arc::new(message));
+        if delivered == 0 {
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        } else {
+            ReasonCode::SUCCESS
+        }
+    }
+
+    fn handle_subscribe(&mut self, subscribe: Subscribe, now: Instant) {
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut retained = Vec::new();
+        let id = subscribe.properties.subscription_identifier;
+        for (filter, options) in subscribe.filters {
+            let granted = self.broker.granted_qos(options.qos);
+            let options = SubscriptionOptions {
+                qos: granted,
+                ..options
+            };
+            let existed =
+                self.broker
+                    .subscribe(&self.session, &filter, Subscription { options, id });
+            codes.push(ReasonCode(granted.as_u8()));
+            // Retained messages are not sent for shared subscriptions (MQTT 5.0 §4.8.2).
+            let send_retained = !filter.is_shared()
+                && match options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendAtSubscribeIfNew => !existed,
+                    RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                for message in self.broker.retained_for(&filter, now) {
+                    // [MQTT-3.3.1-9]: sent because of a new subscription, RETAIN is 1.
+                    let qos = message.qos.min(granted);
+                    retained.push(Delivery {
+                        message,
+                        qos,
+                        retain: true,
+                        subscription_ids: id.into_iter().collect(),
+                    });
+                }
+            }
+        }
+        self.send(Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            reason_codes: codes,
+            properties: Default::default(),
+        }));
+        for delivery in retained {
+            self.broker.deliver(&self.session, delivery);
+        }
+    }
+
+    fn handle_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let codes: Vec<ReasonCode> = unsubscribe
+            .filters
+            .iter()
+            .map(|filter| {
+                if self.broker.unsubscribe(&self.session, filter) {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_SUBSCRIPTION_EXISTED
+                }
+            })
+            .collect();
+        let reason_codes = if self.version.is_v5() {
+            codes
+        } else {
+            Vec::new()
+        };
+        self.send(Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reason_codes,
+            properties: Default::default(),
+        }));
+    }
+}
+
+/// The message a will becomes.
+fn will_message(will: Will, broker: &Broker) -> Message {
+    let p = will.properties;
+    let properties = PublishProperties {
+        payload_format_indicator: p.payload_format_indicator,
+        message_expiry_interval: p.message_expiry_interval,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user_properties: p.user_properties,
+        content_type: p.content_type,
+        ..Default::default()
+    };
+    let now = Instant::now();
+    Message {
+        topic: will.topic,
+        payload: will.payload,
+        qos: will.qos,
+        retain: will.retain && broker.config.retain_available,
+        expires_at: properties
+            .message_expiry_interval
+            .map(|secs| now + Duration::from_secs(u64::from(secs))),
+        properties,
+        origin: None,
+    }
+}

@@ -1,0 +1,85 @@
+//! `Message`: one application message inside the broker, shared by every queue
+//! it sits in. Its payload is a `Bytes` slice of the publisher's read buffer, so
+//! fan-out to any number of subscribers copies no payload.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use starling_proto::property::PublishProperties;
+use starling_proto::{Publish, QoS, SubscriptionId, TopicName};
+
+/// Identifies the session a message came from, so No Local can skip it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// An application message as the broker keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The topic it was published to (aliases already resolved).
+    pub topic: TopicName,
+    /// The payload.
+    pub payload: Bytes,
+    /// The QoS it was published with.
+    pub qos: QoS,
+    /// The publisher's RETAIN flag.
+    pub retain: bool,
+    /// The v5 properties forwarded to subscribers: payload format, content type,
+    /// response topic, correlation data, user properties. Never a topic alias or
+    /// subscription identifiers: those are per connection.
+    pub properties: PublishProperties,
+    /// When the Message Expiry Interval runs out.
+    pub expires_at: Option<Instant>,
+    /// The session that published it; `None` for wills and `$SYS`.
+    pub origin: Option<SessionId>,
+}
+
+impl Message {
+    /// The message a client's PUBLISH carries, received at `now`.
+    pub fn from_publish(publish: Publish, origin: Option<SessionId>, now: Instant) -> Message {
+        let mut properties = publish.properties;
+        properties.topic_alias = None;
+        properties.subscription_identifiers.clear();
+        let expires_at = properties
+            .message_expiry_interval
+            .map(|secs| now + Duration::from_secs(u64::from(secs)));
+        Message {
+            qos: publish.delivery.qos(),
+            topic: publish.topic,
+            payload: publish.payload,
+            retain: publish.retain,
+            properties,
+            expires_at,
+            origin,
+        }
+    }
+
+    /// Whether the message has expired at `now`.
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Seconds left before expiry, rounded up, for the forwarded Message Expiry
+    /// Interval [MQTT-3.3.2-6].
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs).unwrap_or(u32::MAX)
+        })
+    }
+}
+
+/// A message on its way to one subscriber: the shared message plus what this
+/// subscriber's subscriptions decided about it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The shared message.
+    pub message: Arc<Message>,
+    /// The QoS it is delivered with.
+    pub qos: QoS,
+    /// The RETAIN flag it is delivered with.
+    pub retain: bool,
+    /// Identifiers of every matching subscription that had one [MQTT-3.3.4-3].
+    pub subscription_ids: Vec<SubscriptionId>,
+}

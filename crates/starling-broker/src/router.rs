@@ -1,0 +1,456 @@
+//! `Router`: the subscription trie. It answers "which subscriptions match this
+//! topic name" for every PUBLISH, so it is built for that: one trie level per
+//! topic level, `+` and `#` children kept apart from literal ones, and matching
+//! that walks the name's levels without allocating.
+//!
+//! Shared subscriptions (`$share/{group}/{filter}`) live in the node of their
+//! inner filter, one group per name; a match yields one member per group, chosen
+//! round-robin among those the caller says are online. The cursor is atomic so
+//! matching needs only shared access: many publishers route at once under a read
+//! lock.
+//!
+//! The router is generic over the subscriber key so that it can be tested against
+//! a naive reference with plain integers; the broker uses its session handles.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use starling_proto::{SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
+
+/// What a subscription asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// QoS, No Local, Retain As Published, Retain Handling.
+    pub options: SubscriptionOptions,
+    /// The Subscription Identifier the SUBSCRIBE carried.
+    pub id: Option<SubscriptionId>,
+}
+
+/// One matching subscription.
+#[derive(Debug, Clone, Copy)]
+pub struct Match<'a, K> {
+    /// The subscriber.
+    pub key: &'a K,
+    /// Its subscription.
+    pub subscription: &'a Subscription,
+    /// Whether it came through a shared subscription (No Local and Retain As
+    /// Published do not apply the same way there).
+    pub shared: bool,
+}
+
+#[derive(Debug)]
+struct SharedGroup<K> {
+    members: Vec<(K, Subscription)>,
+    cursor: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Node<K> {
+    literal: HashMap<Box<str>, Node<K>>,
+    plus: Option<Box<Node<K>>>,
+    /// Subscriptions whose filter ends at this node.
+    exact: HashMap<K, Subscription>,
+    /// Subscriptions whose filter is this node followed by `#`.
+    hash: HashMap<K, Subscription>,
+    shared_exact: HashMap<Box<str>, SharedGroup<K>>,
+    shared_hash: HashMap<Box<str>, SharedGroup<K>>,
+}
+
+impl<K> Default for Node<K> {
+    fn default() -> Self {
+        Node {
+            literal: HashMap::new(),
+            plus: None,
+            exact: HashMap::new(),
+            hash: HashMap::new(),
+            shared_exact: HashMap::new(),
+            shared_hash: HashMap::new(),
+        }
+    }
+}
+
+impl<K> Node<K> {
+    fn is_empty(&self) -> bool {
+        self.literal.is_empty()
+            && self.plus.is_none()
+            && self.exact.is_empty()
+            && self.hash.is_empty()
+            && self.shared_exact.is_empty()
+            && self.shared_hash.is_empty()
+    }
+}
+
+/// The subscription trie.
+#[derive(Debug)]
+pub struct Router<K> {
+    root: Node<K>,
+    count: usize,
+}
+
+impl<K> Default for Router<K> {
+    fn default() -> Self {
+        Router {
+            root: Node::default(),
+            count: 0,
+        }
+    }
+}
+
+/// Where a filter's subscriptions sit, once the filter is taken apart.
+enum Slot<'f> {
+    Direct,
+    Shared(&'f str),
+}
+
+fn split(filter: &TopicFilter) -> (Slot<'_>, &str) {
+    let text = filter.as_str();
+    match text
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((group, inner)) if filter.is_shared() => (Slot::Shared(group), inner),
+        _ => (Slot::Direct, text),
+    }
+}
+
+impl<K: Clone + Eq + Hash> Router<K> {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of subscriptions.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there is no subscription.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Adds or replaces `key`'s subscription to `filter` [MQTT-3.8.4-3].
+    /// Returns whether it already existed.
+    pub fn subscribe(&mut self, filter: &TopicFilter, key: K, subscription: Subscription) -> bool {
+        let (slot, inner) = split(filter);
+        let (node, ends_with_hash) = descend(&mut self.root, inner);
+        let existed = match slot {
+            Slot::Direct => {
+                let map = if ends_with_hash {
+                    &mut node.hash
+                } else {
+                    &mut node.exact
+                };
+                map.insert(key, subscription).is_some()
+            }
+            Slot::Shared(group) => {
+                let groups = if ends_with_hash {
+                    &mut node.shared_hash
+                } else {
+                    &mut node.shared_exact
+                };
+                let group = groups.entry(group.into()).or_insert_with(|| SharedGroup {
+                    members: Vec::new(),
+                    cursor: AtomicUsize::new(0),
+                });
+                match group.members.iter_mut().find(|(k, _)| *k == key) {
+                    Some(member) => {
+                        member.1 = subscription;
+                        true
+                    }
+                    None => {
+                        group.members.push((key, subscription));
+                        false
+                    }
+                }
+            }
+        };
+        if !existed {
+            self.count += 1;
+        }
+        existed
+    }
+
+    /// Removes `key`'s subscription to `filter`; returns whether it existed.
+    pub fn unsubscribe(&mut self, filter: &TopicFilter, key: &K) -> bool {
+        let (slot, inner) = split(filter);
+        let removed = remove(&mut self.root, inner.split('/'), &slot, key);
+        if removed {
+            self.count -= 1;
+        }
+        removed
+    }
+
+    /// Calls `on_match` for every subscription matching `topic`. For a shared
+    /// group, only one member: the next, round-robin, for which `online` holds
+    /// (or the next of all if none does, so that a message for an offline group
+    /// is still queued for one of them).
+    pub fn matches<'a>(
+        &'a self,
+        topic: &TopicName,
+        online: impl Fn(&K) -> bool,
+        mut on_match: impl FnMut(Match<'a, K>),
+    ) {
+        let mut levels = topic.levels();
+        let Some(first) = levels.next() else { return };
+        // [MQTT-4.7.2-1]: a leading wildcard does not match a `$` topic.
+        let system = topic.is_system();
+        let root = &self.root;
+        if !system {
+            emit(root, true, &online, &mut on_match);
+        }
+        if let Some(child) = root.literal.get(first) {
+            walk(child, levels.clone(), &online, &mut on_match);
+        }
+        if !system {
+            if let Some(plus) = &root.plus {
+                walk(plus, levels, &online, &mut on_match);
+            }
+        }
+    }
+}
+
+/// Finds or creates the node of `inner`'s levels; returns it and whether the
+/// filter ends in `#` (whose subscriptions sit in the parent node's `hash`).
+fn descend<'n, K>(mut node: &'n mut Node<K>, inner: &str) -> (&'n mut Node<K>, bool) {
+    let mut levels = inner.split('/').peekable();
+    while let Some(level) = levels.next() {
+        if level == "#" && levels.peek().is_none() {
+            return (node, true);
+        }
+        node = if level == "+" {
+            node.plus.get_or_insert_with(Default::default)
+        } else {
+            node.literal.entry(level.into()).or_default()
+        };
+    }
+    (node, false)
+}
+
+fn remove<'a, K: Eq + Hash>(
+    node: &mut Node<K>,
+    mut levels: impl Iterator<Item = &'a str> + Clone,
+    slot: &Slot<'_>,
+    key: &K,
+) -> bool {
+    let mut peek = levels.clone();
+    let level = levels.next();
+    let ends_with_hash = level == Some("#") && peek.nth(1).is_none();
+    if level.is_none() || ends_with_hash {
+        return match slot {
+            Slot::Direct => {
+                let map = if ends_with_hash {
+                    &mut node.hash
+                } else {
+                    &mut node.exact
+                };
+                map.remove(key).is_some()
+            }
+            Slot::Shared(group) => {
+                let groups = if ends_with_hash {
+                    &mut node.shared_hash
+                } else {
+                    &mut node.shared_exact
+                };
+                let Some(members) = groups.get_mut(*group) else {
+                    return false;
+                };
+                let before = members.members.len();
+                members.members.retain(|(k, _)| k != key);
+                let removed = members.members.len() < before;
+                if members.members.is_empty() {
+                    groups.remove(*group);
+                }
+                removed
+            }
+        };
+    }
+    let level = level.unwrap_or_default();
+    if level == "+" {
+        let Some(child) = node.plus.as_deref_mut() else {
+            return false;
+        };
+        let removed = remove(child, levels, slot, key);
+        if child.is_empty() {
+            node.plus = None;
+        }
+        removed
+    } else {
+        let Some(child) = node.literal.get_mut(level) else {
+            return false;
+        };
+        let removed = remove(child, levels, slot, key);
+        if child.is_empty() {
+            node.literal.remove(level);
+        }
+        removed
+    }
+}
+
+fn walk<'a, 'l, K: Clone + Eq + Hash>(
+    node: &'a Node<K>,
+    mut levels: impl Iterator<Item = &'l str> + Clone,
+    online: &impl Fn(&K) -> bool,
+    on_match: &mut impl FnMut(Match<'a, K>),
+) {
+    // `a/#` matches `a` itself and everything below it [MQTT-4.7.1-1].
+    emit(node, true, online, on_match);
+    let Some(level) = levels.next() else {
+        emit(node, false, online, on_match);
+        return;
+    };
+    if let Some(child) = node.literal.get(level) {
+        walk(child, levels.clone(), online, on_match);
+    }
+    if let Some(plus) = &node.plus {
+        walk(plus, levels, online, on_match);
+    }
+}
+
+fn emit<'a, K: Clone + Eq + Hash>(
+    node: &'a Node<K>,
+    hash: bool,
+    online: &impl Fn(&K) -> bool,
+    on_match: &mut impl FnMut(Match<'a, K>),
+) {
+    let (direct, shared) = if hash {
+        (&node.hash, &node.shared_hash)
+    } else {
+        (&node.exact, &node.shared_exact)
+    };
+    for (key, subscription) in direct {
+        on_match(Match {
+            key,
+            subscription,
+            shared: false,
+        });
+    }
+    for group in shared.values() {
+        if let Some((key, subscription)) = pick(group, online) {
+            on_match(Match {
+                key,
+                subscription,
+                shared: true,
+            });
+        }
+    }
+}
+
+fn pick<'a, K>(
+    group: &'a SharedGroup<K>,
+    online: &impl Fn(&K) -> bool,
+) -> Option<&'a (K, Subscription)> {
+    let n = group.members.len();
+    if n == 0 {
+        return None;
+    }
+    let start = group.cursor.fetch_add(1, Ordering::Relaxed);
+    (0..n)
+        .map(|i| &group.members[(start + i) % n])
+        .find(|(key, _)| online(key))
+        .or_else(|| group.members.get(start % n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use starling_proto::QoS;
+
+    fn sub(qos: QoS) -> Subscription {
+        Subscription {
+            options: SubscriptionOptions::new(qos),
+            id: None,
+        }
+    }
+
+    fn matched(router: &Router<u32>, topic: &str) -> Vec<u32> {
+        let mut keys = Vec::new();
+        let topic = TopicName::try_from(topic).unwrap();
+        router.matches(&topic, |_| true, |m| keys.push(*m.key));
+        keys.sort_unstable();
+        keys
+    }
+
+    fn filter(s: &str) -> TopicFilter {
+        TopicFilter::try_from(s).unwrap()
+    }
+
+    #[test]
+    fn wildcards_match_as_the_specification_says() {
+        let mut router = Router::new();
+        router.subscribe(&filter("sport/tennis/player1/#"), 1, sub(QoS::AtMostOnce));
+        router.subscribe(&filter("sport/+"), 2, sub(QoS::AtMostOnce));
+        router.subscribe(&filter("#"), 3, sub(QoS::AtMostOnce));
+        router.subscribe(&filter("+/+"), 4, sub(QoS::AtMostOnce));
+        // [MQTT-4.7.1-1]: `#` includes the parent level.
+        assert_eq!(matched(&router, "sport/tennis/player1"), vec![1, 3]);
+        assert_eq!(
+            matched(&router, "sport/tennis/player1/score/wimbledon"),
+            vec![1, 3]
+        );
+        // [MQTT-4.7.1-2]: `+` matches exactly one level, an empty one too.
+        assert_eq!(matched(&router, "sport/"), vec![2, 3, 4]);
+        assert_eq!(matched(&router, "sport"), vec![3]);
+        assert_eq!(matched(&router, "/finance"), vec![3, 4]);
+    }
+
+    #[test]
+    fn leading_wildcards_skip_system_topics() {
+        // [MQTT-4.7.2-1]
+        let mut router = Router::new();
+        router.subscribe(&filter("#"), 1, sub(QoS::AtMostOnce));
+        router.subscribe(&filter("+/monitor/Clock"), 2, sub(QoS::AtMostOnce));
+        router.subscribe(&filter("$SYS/#"), 3, sub(QoS::AtMostOnce));
+        router.subscribe(&filter("$SYS/monitor/+"), 4, sub(QoS::AtMostOnce));
+        assert_eq!(matched(&router, "$SYS/monitor/Clock"), vec![3, 4]);
+    }
+
+    #[test]
+    fn subscribe_replaces_and_unsubscribe_prunes() {
+        // [MQTT-3.8.4-3]
+        let mut router = Router::new();
+        assert!(!router.subscribe(&filter("a/+"), 1, sub(QoS::AtMostOnce)));
+        assert!(router.subscribe(&filter("a/+"), 1, sub(QoS::ExactlyOnce)));
+        assert_eq!(router.len(), 1);
+        let mut qos = Vec::new();
+        router.matches(
+            &TopicName::from_static("a/b"),
+            |_| true,
+            |m| qos.push(m.subscription.options.qos),
+        );
+        assert_eq!(qos, vec![QoS::ExactlyOnce]);
+        assert!(router.unsubscribe(&filter("a/+"), &1));
+        assert!(!router.unsubscribe(&filter("a/+"), &1));
+        assert!(router.is_empty());
+        assert!(router.root.is_empty());
+    }
+
+    #[test]
+    fn shared_group_delivers_to_one_member_round_robin() {
+        let mut router = Router::new();
+        for key in 1..=3 {
+            router.subscribe(&filter("$share/g/job/#"), key, sub(QoS::AtLeastOnce));
+        }
+        router.subscribe(&filter("$share/h/job/+"), 9, sub(QoS::AtLeastOnce));
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            let keys = matched(&router, "job/1");
+            assert_eq!(keys.len(), 2);
+            assert!(keys.contains(&9));
+            seen.extend(keys.into_iter().filter(|&k| k != 9));
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, vec![1, 1, 2, 2, 3, 3]);
+        // Offline members are skipped while another is online.
+        let mut keys = Vec::new();
+        router.matches(
+            &TopicName::from_static("job/1"),
+            |k| *k == 2,
+            |m| keys.push(*m.key),
+        );
+        assert!(keys.contains(&2));
+        assert!(router.unsubscribe(&filter("$share/g/job/#"), &2));
+        assert_eq!(router.len(), 3);
+    }
+}

@@ -1,0 +1,413 @@
+//! `SessionState`: what MQTT calls the server's Session State for one client
+//! (MQTT 5.0 §4.1): its subscriptions, the messages queued for it, the QoS 1 and 2
+//! messages in flight to it, and the QoS 2 packet identifiers it sent us that
+//! await PUBREL. Plain data with methods: no I/O, no clock, no locks; the broker
+//! wraps it in a mutex per session.
+//!
+//! Queue policy (as Mosquitto's `max_queued_messages` / `max_queued_bytes`): when
+//! the queue is full, the new message is dropped and counted. QoS 0 messages are
+//! queued for an offline session only when `queue_qos0_messages` is set.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+use starling_proto::{PacketId, QoS, TopicFilter};
+
+use crate::message::Delivery;
+use crate::router::Subscription;
+
+/// Limits on one session's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most messages queued (beyond those in flight); `None` is unlimited.
+    pub max_messages: Option<usize>,
+    /// Most payload bytes queued; `None` is unlimited.
+    pub max_bytes: Option<usize>,
+    /// Queue QoS 0 messages while the client is offline.
+    pub queue_qos0_offline: bool,
+}
+
+/// Where an outbound QoS 1 or 2 message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundState {
+    /// QoS 1 PUBLISH sent, PUBACK awaited.
+    AwaitingPubAck,
+    /// QoS 2 PUBLISH sent, PUBREC awaited.
+    AwaitingPubRec,
+    /// PUBREL sent, PUBCOMP awaited.
+    AwaitingPubComp,
+}
+
+/// An outbound message in flight.
+#[derive(Debug, Clone)]
+pub struct Inflight {
+    order: u64,
+    /// The message.
+    pub delivery: Delivery,
+    /// Its place in the QoS flow.
+    pub state: OutboundState,
+}
+
+/// What to send again when a session resumes [MQTT-4.4.0-1].
+#[derive(Debug, Clone)]
+pub enum Resend {
+    /// The PUBLISH again, with DUP set.
+    Publish(PacketId, Delivery),
+    /// The PUBREL again.
+    PubRel(PacketId),
+}
+
+/// The result of offering a message to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued; the queue was empty before, so its connection should be woken.
+    First,
+    /// Queued behind others.
+    Behind,
+    /// Not queued: a QoS 0 message for an offline session.
+    Skipped,
+    /// Not queued: the queue is full. Counted in `dropped`.
+    Dropped,
+}
+
+/// The server-side state of one session.
+#[derive(Debug)]
+pub struct SessionState {
+    /// The session's subscriptions, as the client made them.
+    pub subscriptions: HashMap<TopicFilter, Subscription>,
+    queue: VecDeque<Delivery>,
+    queued_bytes: usize,
+    inflight: HashMap<PacketId, Inflight>,
+    next_order: u64,
+    incoming_qos2: HashSet<PacketId>,
+    next_packet_id: PacketId,
+    limits: QueueLimits,
+    online: bool,
+    /// Messages dropped because the queue was full.
+    pub dropped: u64,
+}
+
+impl SessionState {
+    /// A new, empty session.
+    pub fn new(limits: QueueLimits) -> Self {
+        SessionState {
+            subscriptions: HashMap::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            inflight: HashMap::new(),
+            next_order: 0,
+            incoming_qos2: HashSet::new(),
+            next_packet_id: PacketId::MIN,
+            limits,
+            online: false,
+            dropped: 0,
+        }
+    }
+
+    /// Whether a connection is attached.
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    /// Marks the session attached to a connection or not.
+    pub fn set_online(&mut self, online: bool) {
+        self.online = online;
+    }
+
+    /// Messages waiting to be sent.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Outbound QoS 1 and 2 messages awaiting acknowledgement.
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Offers a message to the session.
+    pub fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
+        if !self.online && delivery.qos == QoS::AtMostOnce && !self.limits.queue_qos0_offline {
+            return Enqueued::Skipped;
+        }
+        let size = delivery.message.payload.len();
+        let full = self
+            .limits
+            .max_messages
+            .is_some_and(|max| self.queue.len() >= max)
+            || self
+                .limits
+                .max_bytes
+                .is_some_and(|max| self.queued_bytes + size > max);
+        if full {
+            self.dropped += 1;
+            return Enqueued::Dropped;
+        }
+        self.queued_bytes += size;
+        self.queue.push_back(delivery);
+        if self.queue.len() == 1 {
+            Enqueued::First
+        } else {
+            Enqueued::Behind
+        }
+    }
+
+    /// Takes the next queued message that may be sent now: QoS 0 at any time,
+    /// QoS 1 and 2 only while fewer than `window` are in flight (the client's
+    /// Receive Maximum). Expired messages are discarded on the way
+    /// [MQTT-3.3.2-5]. Order is kept: a QoS 0 message waits behind a QoS 1 one
+    /// that waits for the window [MQTT-4.6.0-6].
+    pub fn next_ready(&mut self, window: usize, now: Instant) -> Option<Delivery> {
+        loop {
+            let front = self.queue.front()?;
+            if front.qos != QoS::AtMostOnce && self.inflight.len() >= window {
+                return None;
+            }
+            let delivery = self.queue.pop_front()?;
+            self.queued_bytes -= delivery.message.payload.len();
+            if !delivery.message.is_expired(now) {
+                return Some(delivery);
+            }
+        }
+    }
+
+    /// Records a QoS 1 or 2 message as sent and returns its packet identifier.
+    pub fn start_inflight(&mut self, delivery: Delivery) -> PacketId {
+        let id = self.allocate_packet_id();
+        let state = if delivery.qos == QoS::ExactlyOnce {
+            OutboundState::AwaitingPubRec
+        } else {
+            OutboundState::AwaitingPubAck
+        };
+        let order = self.next_order;
+        self.next_order += 1;
+        self.inflight.insert(
+            id,
+            Inflight {
+                order,
+                delivery,
+                state,
+            },
+        );
+        id
+    }
+
+    fn allocate_packet_id(&mut self) -> PacketId {
+        // Callers keep in-flight messages below the window (at most 65,535), so
+        // a free identifier exists.
+        let mut id = self.next_packet_id;
+        while self.inflight.contains_key(&id) {
+            id = id.next();
+        }
+        self.next_packet_id = id.next();
+        id
+    }
+
+    /// PUBACK received: returns whether it matched a QoS 1 message in flight.
+    pub fn handle_puback(&mut self, id: PacketId) -> bool {
+        self.remove_if(id, OutboundState::AwaitingPubAck)
+    }
+
+    /// PUBREC received: returns whether a PUBREL must follow. A PUBREC with a
+    /// failure reason (0x80 and above) ends the flow with no PUBREL
+    /// (MQTT 5.0 §4.3.3).
+    pub fn handle_pubrec(&mut self, id: PacketId, failed: bool) -> bool {
+        match self.inflight.get_mut(&id) {
+            Some(entry) if entry.state == OutboundState::AwaitingPubRec => {
+                if failed {
+                    self.inflight.remove(&id);
+                    false
+                } else {
+                    entry.state = OutboundState::AwaitingPubComp;
+                    true
+                }
+            }
+            // A PUBREC for a PUBREL we already sent: answer with PUBREL again.
+            Some(entry) => entry.state == OutboundState::AwaitingPubComp,
+            None => false,
+        }
+    }
+
+    /// PUBCOMP received: returns whether it ended a QoS 2 flow.
+    pub fn handle_pubcomp(&mut self, id: PacketId) -> bool {
+        self.remove_if(id, OutboundState::AwaitingPubComp)
+    }
+
+    fn remove_if(&mut self, id: PacketId, state: OutboundState) -> bool {
+        if self.inflight.get(&id).is_some_and(|e| e.state == state) {
+            self.inflight.remove(&id);
+            return true;
+        }
+        false
+    }
+
+    /// A QoS 2 PUBLISH arrived with `id`: returns whether it is new (to be
+    /// routed) rather than a resend of one already received [MQTT-4.3.3-9].
+    pub fn receive_qos2(&mut self, id: PacketId) -> bool {
+        self.incoming_qos2.insert(id)
+    }
+
+    /// Inbound QoS 2 messages received and not yet released.
+    pub fn incoming_qos2(&self) -> usize {
+        self.incoming_qos2.len()
+    }
+
+    /// PUBREL arrived: returns whether `id` was awaiting release.
+    pub fn release_qos2(&mut self, id: PacketId) -> bool {
+        self.incoming_qos2.remove(&id)
+    }
+
+    /// What to send again on a resumed session, in the order first sent.
+    pub fn resend(&self) -> Vec<Resend> {
+        let mut entries: Vec<(&PacketId, &Inflight)> = self.inflight.iter().collect();
+        entries.sort_by_key(|(_, e)| e.order);
+        entries
+            .into_iter()
+            .map(|(&id, e)| match e.state {
+                OutboundState::AwaitingPubComp => Resend::PubRel(id),
+                _ => Resend::Publish(id, e.delivery.clone()),
+            })
+            .collect()
+    }
+
+    /// Removes in-flight QoS 1 and 2 messages not yet acknowledged at all, for
+    /// handing to another member of a shared group when this one leaves.
+    pub fn take_unacknowledged(&mut self) -> Vec<Delivery> {
+        let mut taken: Vec<(u64, Delivery)> = Vec::new();
+        self.inflight.retain(|_, e| {
+            if e.state == OutboundState::AwaitingPubComp {
+                return true;
+            }
+            taken.push((e.order, e.delivery.clone()));
+            false
+        });
+        taken.sort_by_key(|(order, _)| *order);
+        taken.into_iter().map(|(_, d)| d).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use bytes::Bytes;
+    use starling_proto::property::PublishProperties;
+    use starling_proto::TopicName;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const LIMITS: QueueLimits = QueueLimits {
+        max_messages: Some(3),
+        max_bytes: None,
+        queue_qos0_offline: false,
+    };
+
+    fn delivery(qos: QoS, payload: &'static str) -> Delivery {
+        Delivery {
+            message: Arc::new(Message {
+                topic: TopicName::from_static("t"),
+                payload: Bytes::from_static(payload.as_bytes()),
+                qos,
+                retain: false,
+                properties: PublishProperties::default(),
+                expires_at: None,
+                origin: None,
+            }),
+            qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn full_queue_drops_the_new_message_and_counts_it() {
+        let mut s = SessionState::new(LIMITS);
+        s.set_online(true);
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, "1")), Enqueued::First);
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, "2")), Enqueued::Behind);
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, "3")), Enqueued::Behind);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce, "4")),
+            Enqueued::Dropped
+        );
+        assert_eq!(s.dropped, 1);
+        assert_eq!(s.queued(), 3);
+    }
+
+    #[test]
+    fn qos0_is_not_queued_offline_unless_asked() {
+        let mut s = SessionState::new(LIMITS);
+        assert_eq!(s.enqueue(delivery(QoS::AtMostOnce, "x")), Enqueued::Skipped);
+        let mut s = SessionState::new(QueueLimits {
+            queue_qos0_offline: true,
+            ..LIMITS
+        });
+        assert_eq!(s.enqueue(delivery(QoS::AtMostOnce, "x")), Enqueued::First);
+    }
+
+    #[test]
+    fn window_holds_back_qos1_and_everything_behind_it() {
+        // [MQTT-4.6.0-6], [MQTT-4.9.0-2] (receive maximum)
+        let mut s = SessionState::new(QueueLimits {
+            max_messages: None,
+            ..LIMITS
+        });
+        s.set_online(true);
+        s.enqueue(delivery(QoS::AtLeastOnce, "a"));
+        s.enqueue(delivery(QoS::AtMostOnce, "b"));
+        let now = Instant::now();
+        let first = s.next_ready(1, now).unwrap();
+        let id = s.start_inflight(first);
+        assert!(s.next_ready(1, now).is_some(), "QoS 0 may pass the window");
+        s.enqueue(delivery(QoS::AtLeastOnce, "c"));
+        s.enqueue(delivery(QoS::AtMostOnce, "d"));
+        assert!(s.next_ready(1, now).is_none(), "window full");
+        assert!(s.handle_puback(id));
+        assert_eq!(&s.next_ready(1, now).unwrap().message.payload[..], b"c");
+    }
+
+    #[test]
+    fn qos2_outbound_flow_and_resend_order() {
+        // [MQTT-4.4.0-1]
+        let mut s = SessionState::new(LIMITS);
+        s.set_online(true);
+        let a = s.start_inflight(delivery(QoS::ExactlyOnce, "a"));
+        let b = s.start_inflight(delivery(QoS::AtLeastOnce, "b"));
+        assert_ne!(a, b);
+        assert!(s.handle_pubrec(a, false));
+        let resend = s.resend();
+        assert!(matches!(resend[0], Resend::PubRel(id) if id == a));
+        assert!(matches!(&resend[1], Resend::Publish(id, _) if *id == b));
+        assert!(!s.handle_puback(a), "a PUBACK does not end a QoS 2 flow");
+        assert!(s.handle_pubcomp(a));
+        assert!(s.handle_puback(b));
+        assert_eq!(s.inflight(), 0);
+    }
+
+    #[test]
+    fn qos2_inbound_is_routed_once() {
+        // [MQTT-4.3.3-9]: a resent PUBLISH before PUBREL is not a new message.
+        let mut s = SessionState::new(LIMITS);
+        let id = PacketId::new(7).unwrap();
+        assert!(s.receive_qos2(id));
+        assert!(!s.receive_qos2(id));
+        assert!(s.release_qos2(id));
+        assert!(!s.release_qos2(id));
+        assert!(
+            s.receive_qos2(id),
+            "after PUBREL the identifier is free again"
+        );
+    }
+
+    #[test]
+    fn expired_messages_leave_the_queue() {
+        // [MQTT-3.3.2-5]
+        let mut s = SessionState::new(LIMITS);
+        s.set_online(true);
+        let now = Instant::now();
+        let mut d = delivery(QoS::AtLeastOnce, "old");
+        Arc::make_mut(&mut d.message).expires_at = Some(now + Duration::from_secs(1));
+        s.enqueue(d);
+        assert!(s.next_ready(10, now + Duration::from_secs(2)).is_none());
+        assert_eq!(s.queued(), 0);
+    }
+}
