@@ -77,14 +77,18 @@ pub enum DecodeError {
     InvalidQoS,
     /// A QoS 0 PUBLISH with the DUP flag set.
     DupOnQoS0,
-    /// CONNECT's protocol name is neither `MQTT` nor `MQIsdp`, or does not match its level.
+    /// CONNECT's protocol name is neither `MQTT` nor `MQIsdp`. (A known name with
+    /// a level it does not go with is an `UnsupportedProtocolLevel`, as Mosquitto
+    /// answers it.)
     InvalidProtocolName,
     /// CONNECT's protocol level is not 3, 4 or 5.
     UnsupportedProtocolLevel(u8),
     /// CONNECT's reserved flag bit 0 is set.
     ConnectReservedFlag,
-    /// Will QoS or Will Retain set while the Will Flag is 0.
-    WillFlagsWithoutWill,
+    /// Will QoS set while the Will Flag is 0.
+    WillQoSWithoutWill,
+    /// Will Retain set while the Will Flag is 0.
+    WillRetainWithoutWill,
     /// Will QoS 3.
     InvalidWillQoS,
     /// MQTT 3.1.1: the Password Flag without the User Name Flag.
@@ -163,6 +167,9 @@ impl DecodeError {
             UnexpectedBody {
                 packet: PacketType::Disconnect,
             } => "MQTT-3.1.1 §3.14.1",
+            UnexpectedBody {
+                packet: PacketType::PingResp,
+            } => "MQTT-5.0 §3.13.1",
             UnexpectedBody { .. } => "MQTT-5.0 §3.12.1",
             InvalidUtf8 {
                 error: Utf8Error::NullCharacter,
@@ -170,20 +177,21 @@ impl DecodeError {
             } => "MQTT-1.5.4-2",
             InvalidUtf8 { .. } => "MQTT-1.5.4-1",
             InvalidTopicName(e) | InvalidTopicFilter(e) => e.rule(),
-            EmptyTopicWithoutAlias => "MQTT-3.3.2-1",
+            EmptyTopicWithoutAlias => "MQTT-5.0 §3.3.2.1",
             PacketIdZero { .. } => "MQTT-2.2.1-3",
             InvalidQoS => "MQTT-3.3.1-4",
             DupOnQoS0 => "MQTT-3.3.1-2",
             InvalidProtocolName => "MQTT-3.1.2-1",
             UnsupportedProtocolLevel(_) => "MQTT-3.1.2-2",
             ConnectReservedFlag => "MQTT-3.1.2-3",
-            WillFlagsWithoutWill => "MQTT-3.1.2-11",
+            WillQoSWithoutWill => "MQTT-3.1.2-11",
+            WillRetainWithoutWill => "MQTT-3.1.2-13",
             InvalidWillQoS => "MQTT-3.1.2-12",
-            PasswordWithoutUsername => "MQTT-3.1.2-22",
-            ConnAckReservedFlags => "MQTT-5.0 §3.2.2.1",
+            PasswordWithoutUsername => "MQTT-3.1.2-22 of 3.1.1",
+            ConnAckReservedFlags => "MQTT-3.2.2-1",
             SessionPresentOnFailure => "MQTT-3.2.2-6",
             UnknownProperty(_) | PropertyNotAllowed { .. } => "MQTT-5.0 §2.2.2.2",
-            DuplicateProperty(_) | InvalidPropertyValue(_) => "MQTT-5.0 §3 (property definitions)",
+            DuplicateProperty(_) | InvalidPropertyValue(_) => "MQTT-5.0 §2.2.2.2 and the property's definition in §3",
             SubscriptionIdFromClient => "MQTT-3.3.4-6",
             SubscriptionIdZero => "MQTT-5.0 §3.8.2.1.2",
             TopicAliasZero => "MQTT-3.3.2-8",
@@ -223,6 +231,7 @@ impl DecodeError {
             | SubscriptionIdZero
             | EmptySubscribe
             | EmptyUnsubscribe
+            | InvalidSubscriptionQoS
             | InvalidRetainHandling
             | NoLocalOnSharedSubscription
             | SessionPresentOnFailure
@@ -237,14 +246,14 @@ impl DecodeError {
             | InvalidUtf8 { .. }
             | InvalidQoS
             | ConnectReservedFlag
-            | WillFlagsWithoutWill
+            | WillQoSWithoutWill
+            | WillRetainWithoutWill
             | InvalidWillQoS
             | PasswordWithoutUsername
             | ConnAckReservedFlags
             | UnknownProperty(_)
             | PropertyNotAllowed { .. }
             | SubscriptionOptionsReserved
-            | InvalidSubscriptionQoS
             | InvalidReasonCode { .. } => ReasonCode::MALFORMED_PACKET,
         }
     }
@@ -293,9 +302,8 @@ impl fmt::Display for DecodeError {
             InvalidProtocolName => f.write_str("unknown protocol name in CONNECT"),
             UnsupportedProtocolLevel(level) => write!(f, "unsupported protocol level {level}"),
             ConnectReservedFlag => f.write_str("CONNECT reserved flag is set"),
-            WillFlagsWithoutWill => {
-                f.write_str("will QoS or will retain set without the will flag")
-            }
+            WillQoSWithoutWill => f.write_str("will QoS set without the will flag"),
+            WillRetainWithoutWill => f.write_str("will retain set without the will flag"),
             InvalidWillQoS => f.write_str("will QoS 3"),
             PasswordWithoutUsername => f.write_str("password flag set without the user name flag"),
             ConnAckReservedFlags => f.write_str("CONNACK reserved flags are set"),

@@ -87,8 +87,11 @@ impl Connect {
         let has_will = flags & FLAG_WILL != 0;
         let will_qos = (flags >> 3) & 0x03;
         let will_retain = flags & FLAG_WILL_RETAIN != 0;
-        if !has_will && (will_qos != 0 || will_retain) {
-            return Err(DecodeError::WillFlagsWithoutWill);
+        if !has_will && will_qos != 0 {
+            return Err(DecodeError::WillQoSWithoutWill);
+        }
+        if !has_will && will_retain {
+            return Err(DecodeError::WillRetainWithoutWill);
         }
         let will_qos = QoS::from_u8(will_qos).ok_or(DecodeError::InvalidWillQoS)?;
         let has_username = flags & FLAG_USERNAME != 0;
