@@ -267,6 +267,7 @@ impl Broker {
             }
         }
         session.state.lock().set_online(false);
+        self.hand_over_shared(session);
         match (will, expiry) {
             (Some((will, _)), Expiry::Now) => {
                 self.publish(Arc::new(will));
@@ -350,6 +351,31 @@ impl Broker {
         }
     }
 
+    /// Gives the messages `session` holds from shared subscriptions, and has not
+    /// acknowledged, to other online members of the same groups. Those with no
+    /// other member online stay where they are.
+    fn hand_over_shared(&self, session: &Arc<SessionHandle>) {
+        let taken = session.state.lock().take_shared();
+        if taken.is_empty() {
+            return;
+        }
+        let router = self.router.read();
+        for mut delivery in taken {
+            let filter = delivery.shared.clone().expect("take_shared returns shared deliveries");
+            let member = router.shared_member(&filter, |key| key.0.state.lock().is_online());
+            match member {
+                Some((key, subscription)) => {
+                    delivery.qos = delivery.message.qos.min(subscription.options.qos);
+                    delivery.subscription_ids = subscription.id.into_iter().collect();
+                    self.deliver(&key.0, delivery);
+                }
+                None => {
+                    session.state.lock().enqueue(delivery);
+                }
+            }
+        }
+    }
+
     /// Adds or replaces a subscription of `session`; returns whether it existed.
     pub fn subscribe(
         &self,
@@ -401,7 +427,7 @@ impl Broker {
             |m| {
                 let options = m.subscription.options;
                 // [MQTT-3.8.3-3]: No Local.
-                if options.no_local && !m.shared && message.origin == Some(m.key.0.id) {
+                if options.no_local && m.shared.is_none() && message.origin == Some(m.key.0.id) {
                     return;
                 }
                 let qos = if self.config.upgrade_outgoing_qos {
@@ -419,6 +445,7 @@ impl Broker {
                         qos,
                         retain,
                         subscription_ids: ids,
+                        shared: m.shared.cloned(),
                     },
                 ));
             },
@@ -427,7 +454,8 @@ impl Broker {
         if targets.len() > 1 {
             targets.sort_by_key(|(key, _)| key.0.id);
             targets.dedup_by(|(key, later), (first_key, first)| {
-                if key.0.id != first_key.0.id {
+                // Shared subscriptions deliver on their own (MQTT 5.0 §4.8.2).
+                if key.0.id != first_key.0.id || later.shared.is_some() || first.shared.is_some() {
                     return false;
                 }
                 first.qos = first.qos.max(later.qos);

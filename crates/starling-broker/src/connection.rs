@@ -161,6 +161,9 @@ struct Connection {
     alias_out_max: u16,
     out: BytesMut,
     log_packets: bool,
+    /// The client's Request Problem Information: whether Reason Strings may go
+    /// on acknowledgements [MQTT-3.1.2-29].
+    problem_info: bool,
 }
 
 impl Connection {
@@ -209,7 +212,11 @@ impl Connection {
         }
         let mut server_keep_alive = None;
         let mut keep_alive = connect.keep_alive;
-        if keep_alive > config.max_keepalive {
+        // As Mosquitto: a keep alive above max_keepalive (or none at all, once
+        // max_keepalive is set below its 65,535 default) is capped for v5 with
+        // Server Keep Alive, and refused for 3.x, which cannot be told.
+        let limited = config.max_keepalive < u16::MAX;
+        if keep_alive > config.max_keepalive || (keep_alive == 0 && limited) {
             if version.is_v5() {
                 keep_alive = config.max_keepalive;
                 server_keep_alive = Some(keep_alive);
@@ -255,6 +262,7 @@ impl Connection {
             },
             out: BytesMut::new(),
             log_packets: config.logging.packets,
+            problem_info: props.request_problem_information.unwrap_or(true),
         };
         let mut properties = ConnAckProperties::default();
         if version.is_v5() {
@@ -267,6 +275,11 @@ impl Connection {
                 });
             properties.maximum_packet_size = config.max_packet_size;
             properties.topic_alias_maximum = Some(config.max_topic_alias).filter(|&m| m > 0);
+            if props.request_response_information == Some(true) {
+                // A topic prefix this client may use for its response topics.
+                properties.response_information =
+                    MqttString::try_from(format!("response/{}", conn.client_id)).ok();
+            }
             if !config.retain_available {
                 properties.retain_available = Some(false);
             }
@@ -398,7 +411,13 @@ impl Connection {
                     info!("Client {} disconnected: {text}", self.client_id);
                 }
                 if self.version.is_v5() {
-                    self.send(Packet::Disconnect(Disconnect::new(*reason)));
+                    let mut disconnect = Disconnect::new(*reason);
+                    // DISCONNECT may carry a Reason String whatever Request
+                    // Problem Information says [MQTT-3.1.2-29].
+                    if !text.is_empty() {
+                        disconnect.properties.reason_string = MqttString::try_from(text.as_str()).ok();
+                    }
+                    self.send(Packet::Disconnect(disconnect));
                 }
             }
         }
@@ -706,6 +725,7 @@ impl Connection {
                 };
                 let mut ack = PubAck::new(id);
                 ack.reason_code = reason;
+                ack.properties.reason_string = self.reason_string(reason);
                 self.send_ack(Packet::PubAck(ack));
             }
             QosDelivery::ExactlyOnce(id) => {
@@ -736,10 +756,20 @@ impl Connection {
                 };
                 let mut rec = PubRec::new(id);
                 rec.reason_code = reason;
+                rec.properties.reason_string = self.reason_string(reason);
                 self.send_ack(Packet::PubRec(rec));
             }
         }
         Ok(())
+    }
+
+    /// The Reason String for a refused acknowledgement, if the client did not
+    /// turn them off [MQTT-3.1.2-29].
+    fn reason_string(&self, reason: ReasonCode) -> Option<MqttString> {
+        if !reason.is_error() || !self.problem_info || !self.version.is_v5() {
+            return None;
+        }
+        Some(MqttString::from_static(reason.text()))
     }
 
     /// Sends a PUBACK or PUBREC; 3.x has no reason codes, so a refusal there is
@@ -796,6 +826,7 @@ impl Connection {
                         qos,
                         retain: true,
                         subscription_ids: id.into_iter().collect(),
+                        shared: None,
                     });
                 }
             }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use starling_proto::property::PublishProperties;
-use starling_proto::{Publish, QoS, SubscriptionId, TopicName};
+use starling_proto::{Publish, QoS, SubscriptionId, TopicFilter, TopicName};
 
 /// Identifies the session a message came from, so No Local can skip it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,4 +82,7 @@ pub struct Delivery {
     pub retain: bool,
     /// Identifiers of every matching subscription that had one [MQTT-3.3.4-3].
     pub subscription_ids: Vec<SubscriptionId>,
+    /// The shared subscription it came through, if any: another member may
+    /// take it over if this subscriber leaves before acknowledging it.
+    pub shared: Option<TopicFilter>,
 }

@@ -34,13 +34,13 @@ pub struct Match<'a, K> {
     pub key: &'a K,
     /// Its subscription.
     pub subscription: &'a Subscription,
-    /// Whether it came through a shared subscription (No Local and Retain As
-    /// Published do not apply the same way there).
-    pub shared: bool,
+    /// The `$share/{group}/{filter}` it came through, for a shared subscription.
+    pub shared: Option<&'a TopicFilter>,
 }
 
 #[derive(Debug)]
 struct SharedGroup<K> {
+    filter: TopicFilter,
     members: Vec<(K, Subscription)>,
     cursor: AtomicUsize,
 }
@@ -151,6 +151,7 @@ impl<K: Clone + Eq + Hash> Router<K> {
                     &mut node.shared_exact
                 };
                 let group = groups.entry(group.into()).or_insert_with(|| SharedGroup {
+                    filter: filter.clone(),
                     members: Vec::new(),
                     cursor: AtomicUsize::new(0),
                 });
@@ -180,6 +181,27 @@ impl<K: Clone + Eq + Hash> Router<K> {
             self.count -= 1;
         }
         removed
+    }
+
+    /// The next member of the shared subscription `filter` for which `online`
+    /// holds, round-robin; for handing a message over when a member leaves.
+    pub fn shared_member(&self, filter: &TopicFilter, online: impl Fn(&K) -> bool) -> Option<(&K, &Subscription)> {
+        let (Slot::Shared(group), inner) = split(filter) else { return None };
+        let mut node = &self.root;
+        let mut levels = inner.split('/').peekable();
+        let mut hash = false;
+        while let Some(level) = levels.next() {
+            if level == "#" && levels.peek().is_none() {
+                hash = true;
+                break;
+            }
+            node = if level == "+" { node.plus.as_deref()? } else { node.literal.get(level)? };
+        }
+        let groups = if hash { &node.shared_hash } else { &node.shared_exact };
+        let group = groups.get(group)?;
+        let n = group.members.len();
+        let start = group.cursor.fetch_add(1, Ordering::Relaxed);
+        (0..n).map(|i| &group.members[(start + i) % n]).find(|(key, _)| online(key)).map(|(k, s)| (k, s))
     }
 
     /// Calls `on_match` for every subscription matching `topic`. For a shared
@@ -323,7 +345,7 @@ fn emit<'a, K: Clone + Eq + Hash>(
         on_match(Match {
             key,
             subscription,
-            shared: false,
+            shared: None,
         });
     }
     for group in shared.values() {
@@ -331,7 +353,7 @@ fn emit<'a, K: Clone + Eq + Hash>(
             on_match(Match {
                 key,
                 subscription,
-                shared: true,
+                shared: Some(&group.filter),
             });
         }
     }

@@ -269,19 +269,27 @@ impl SessionState {
             .collect()
     }
 
-    /// Removes in-flight QoS 1 and 2 messages not yet acknowledged at all, for
-    /// handing to another member of a shared group when this one leaves.
-    pub fn take_unacknowledged(&mut self) -> Vec<Delivery> {
+    /// Removes the messages that came through a shared subscription and that
+    /// the client has not acknowledged at all (queued, or in flight before
+    /// PUBACK / PUBREC), oldest first, for another member of the group to take
+    /// over when this one leaves (MQTT 5.0 §4.8.2).
+    pub fn take_shared(&mut self) -> Vec<Delivery> {
         let mut taken: Vec<(u64, Delivery)> = Vec::new();
         self.inflight.retain(|_, e| {
-            if e.state == OutboundState::AwaitingPubComp {
+            if e.state == OutboundState::AwaitingPubComp || e.delivery.shared.is_none() {
                 return true;
             }
             taken.push((e.order, e.delivery.clone()));
             false
         });
         taken.sort_by_key(|(order, _)| *order);
-        taken.into_iter().map(|(_, d)| d).collect()
+        let mut out: Vec<Delivery> = taken.into_iter().map(|(_, d)| d).collect();
+        let (shared, kept): (VecDeque<Delivery>, VecDeque<Delivery>) =
+            std::mem::take(&mut self.queue).into_iter().partition(|d| d.shared.is_some());
+        self.queue = kept;
+        self.queued_bytes = self.queue.iter().map(|d| d.message.payload.len()).sum();
+        out.extend(shared);
+        out
     }
 }
 
@@ -315,6 +323,7 @@ mod tests {
             qos,
             retain: false,
             subscription_ids: Vec::new(),
+            shared: None,
         }
     }
 

@@ -1,0 +1,243 @@
+//! `Config`: everything the broker can be told at start-up, with Mosquitto 2's
+//! defaults. Two file syntaxes fill it: Starling's TOML ([`toml`]) and Mosquitto's
+//! `mosquitto.conf` ([`mosquitto`]); both report every error at once, each with
+//! its file, line and reason.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub mod mosquitto;
+pub mod toml;
+
+/// Reads a configuration file: Starling's TOML when the name ends in `.toml`,
+/// Mosquitto's `mosquitto.conf` syntax otherwise.
+///
+/// Returns the configuration with the warnings, or every error found; a file
+/// that cannot be read is an error at line 0.
+pub fn load(path: &Path) -> Result<(Config, ConfigReport), ConfigReport> {
+    if path.extension().is_some_and(|ext| ext == "toml") {
+        self::toml::parse_toml(path)
+    } else {
+        mosquitto::parse_mosquitto(path)
+    }
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The address and port to bind.
+    pub bind: SocketAddr,
+}
+
+/// Where log lines go and which ones are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    /// Mosquitto `log_type` values in force (`error`, `warning`, `notice`,
+    /// `information`, `debug`, `subscribe`, `unsubscribe`, `websockets`, `all`, `none`).
+    pub types: Vec<String>,
+    /// Mosquitto `log_dest` values (`stderr`, `stdout`, `file <path>`, `syslog`, `topic`, `none`).
+    pub destinations: Vec<String>,
+    /// Log every packet in and out (`-v` on the command line).
+    pub packets: bool,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            types: vec![
+                "error".into(),
+                "warning".into(),
+                "notice".into(),
+                "information".into(),
+            ],
+            destinations: vec!["stderr".into()],
+            packets: false,
+        }
+    }
+}
+
+/// The broker's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Sockets to listen on. Empty means the defaults: 127.0.0.1 and ::1 on port 1883.
+    pub listeners: Vec<Listener>,
+    /// Accept clients that give no user name.
+    pub allow_anonymous: bool,
+    /// Most clients connected at once; `None` is unlimited.
+    pub max_connections: Option<usize>,
+    /// Largest packet accepted from a client, and announced to v5 clients.
+    pub max_packet_size: Option<NonZeroU32>,
+    /// Largest PUBLISH payload accepted.
+    pub message_size_limit: Option<NonZeroU32>,
+    /// QoS 1 and 2 messages in flight to one client at once (v5: the Receive
+    /// Maximum the broker sends, and at most the client's).
+    pub max_inflight_messages: u16,
+    /// Messages queued for one client beyond those in flight; `None` is unlimited.
+    pub max_queued_messages: Option<usize>,
+    /// Bytes of payload queued for one client; `None` is unlimited.
+    pub max_queued_bytes: Option<usize>,
+    /// Queue QoS 0 messages for offline persistent sessions too.
+    pub queue_qos0_messages: bool,
+    /// Longest keep alive a client may ask for; longer ones are capped (v5: Server Keep Alive).
+    pub max_keepalive: u16,
+    /// Highest Topic Alias a v5 client may use towards the broker.
+    pub max_topic_alias: u16,
+    /// Whether retained messages are supported.
+    pub retain_available: bool,
+    /// Accept a zero-length client identifier (assigning one).
+    pub allow_zero_length_clientid: bool,
+    /// How long a 3.x persistent session outlives its connection; `None` is forever.
+    pub persistent_client_expiration: Option<Duration>,
+    /// Deliver at the subscription's QoS rather than the lower of it and the publication's.
+    pub upgrade_outgoing_qos: bool,
+    /// Interval of `$SYS` updates; `None` turns them off.
+    pub sys_interval: Option<Duration>,
+    /// Logging.
+    pub logging: Logging,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: Vec::new(),
+            allow_anonymous: true,
+            max_connections: None,
+            max_packet_size: None,
+            message_size_limit: None,
+            max_inflight_messages: 20,
+            max_queued_messages: Some(1000),
+            max_queued_bytes: None,
+            queue_qos0_messages: false,
+            max_keepalive: 65535,
+            max_topic_alias: 10,
+            retain_available: true,
+            allow_zero_length_clientid: true,
+            persistent_client_expiration: None,
+            upgrade_outgoing_qos: false,
+            sys_interval: Some(Duration::from_secs(10)),
+            logging: Logging::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The sockets to bind: the configured listeners, or Mosquitto 2's local-only
+    /// default of 127.0.0.1 and ::1 on `port`.
+    pub fn listen_addresses(&self, default_port: u16) -> Vec<SocketAddr> {
+        if self.listeners.is_empty() {
+            return vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), default_port),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), default_port),
+            ];
+        }
+        self.listeners.iter().map(|l| l.bind).collect()
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The file.
+    pub file: PathBuf,
+    /// The 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
+    }
+}
+
+/// Every error found in the configuration, and the warnings (directives that a
+/// later version of Starling implements, accepted and ignored for now).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigReport {
+    /// Errors: start-up stops if there is any.
+    pub errors: Vec<ConfigProblem>,
+    /// Warnings: printed, start-up goes on.
+    pub warnings: Vec<ConfigProblem>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A directory of its own under the system temp dir, removed on drop.
+    pub(super) struct Scratch {
+        dir: PathBuf,
+    }
+
+    impl Scratch {
+        pub(super) fn new(name: &str) -> Scratch {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("starling-config-{}-{name}-{n}", std::process::id()));
+            // A stale directory from a killed run would leak its files into this one.
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("create scratch dir");
+            Scratch { dir }
+        }
+
+        pub(super) fn dir(&self) -> &Path {
+            &self.dir
+        }
+
+        /// Writes `text` to `name` (which may include subdirectories).
+        pub(super) fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.dir.join(name);
+            fs::create_dir_all(path.parent().expect("has a parent")).expect("create dir");
+            fs::write(&path, text).expect("write scratch file");
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn load_picks_the_syntax_by_extension() {
+        let scratch = Scratch::new("load");
+        let toml = scratch.write("a.toml", "max_keepalive = 60\n");
+        let (config, _) = load(&toml).expect("TOML loads");
+        assert_eq!(config.max_keepalive, 60);
+
+        let conf = scratch.write("a.conf", "max_keepalive 61\n");
+        let (config, _) = load(&conf).expect("mosquitto.conf loads");
+        assert_eq!(config.max_keepalive, 61);
+
+        // Anything that is not .toml is Mosquitto syntax, even TOML-looking text.
+        let plain = scratch.write("starling", "max_keepalive = 62\n");
+        let report = load(&plain).expect_err("not Mosquitto syntax");
+        assert_eq!(report.errors[0].line, 1);
+    }
+
+    #[test]
+    fn load_reports_an_unreadable_file_at_line_0() {
+        let scratch = Scratch::new("load-missing");
+        for name in ["missing.toml", "missing.conf"] {
+            let path = scratch.dir().join(name);
+            let report = load(&path).expect_err("missing file");
+            assert_eq!(report.errors.len(), 1);
+            assert_eq!(report.errors[0].file, path);
+            assert_eq!(report.errors[0].line, 0);
+            assert!(
+                report.errors[0].reason.starts_with("cannot read the file"),
+                "{}",
+                report.errors[0].reason
+            );
+        }
+    }
+}
