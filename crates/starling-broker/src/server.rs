@@ -4,8 +4,10 @@
 //! arguments, so tests bind port 0 and stop it when they are done.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tracing::{error, info};
@@ -58,6 +60,22 @@ pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: i
     let _ = stop_tx.send(true);
     // Each accept loop returns once its connections have ended.
     while accepts.join_next().await.is_some() {}
+}
+
+/// Binds a listening socket as Mosquitto does: an IPv6 socket is IPv6-only, so
+/// that `0.0.0.0:p` and `[::]:p` can both be bound, and addresses are reusable at
+/// once after a restart.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 async fn accept_loop(

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use starling_broker::config::{self, Config};
-use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 /// `starling broker [-c FILE] [-p PORT] [-v]`.
@@ -75,7 +74,7 @@ async fn serve(config: Config, port: u16) -> anyhow::Result<()> {
     info!("starling version {} starting", env!("CARGO_PKG_VERSION"));
     let mut listeners = Vec::new();
     for addr in config.listen_addresses(port) {
-        match TcpListener::bind(addr).await {
+        match starling_broker::server::bind(addr) {
             Ok(listener) => listeners.push(listener),
             // Mosquitto carries on when only the IPv6 loopback is missing.
             Err(e) if addr.is_ipv6() && config.listeners.is_empty() => {

@@ -18,8 +18,8 @@
 //! - Numbers must be whole numbers (Mosquitto's `atoi` reads `10abc` as 10),
 //!   booleans exactly `true` or `false` (Mosquitto also takes `1` and `0`).
 //!
-//! The value checks live in [`values`], shared with the TOML syntax so that
-//! both accept exactly the same settings.
+//! The value checks live in the private `values` module, shared with the TOML
+//! syntax so that both accept exactly the same settings.
 
 use std::cmp::Ordering;
 use std::fs;
@@ -970,7 +970,11 @@ mod tests {
     fn valid(text: &str) -> Config {
         match parse(text) {
             Ok((config, report)) => {
-                assert!(report.warnings.is_empty(), "unexpected warnings: {:#?}", report.warnings);
+                assert!(
+                    report.warnings.is_empty(),
+                    "unexpected warnings: {:#?}",
+                    report.warnings
+                );
                 config
             }
             Err(report) => panic!("unexpected errors: {:#?}", report.errors),
@@ -980,16 +984,30 @@ mod tests {
     /// The errors, as (line, reason).
     fn errors(text: &str) -> Vec<(usize, String)> {
         let report = parse(text).expect_err("errors expected");
-        report.errors.into_iter().map(|p| (p.line, p.reason)).collect()
+        report
+            .errors
+            .into_iter()
+            .map(|p| (p.line, p.reason))
+            .collect()
     }
 
     fn warnings(text: &str) -> Vec<(usize, String)> {
-        let (_, report) = parse(text).unwrap_or_else(|r| panic!("unexpected errors: {:#?}", r.errors));
-        report.warnings.into_iter().map(|p| (p.line, p.reason)).collect()
+        let (_, report) =
+            parse(text).unwrap_or_else(|r| panic!("unexpected errors: {:#?}", r.errors));
+        report
+            .warnings
+            .into_iter()
+            .map(|p| (p.line, p.reason))
+            .collect()
     }
 
     fn listeners(addrs: &[&str]) -> Vec<Listener> {
-        addrs.iter().map(|a| Listener { bind: a.parse::<SocketAddr>().expect("address") }).collect()
+        addrs
+            .iter()
+            .map(|a| Listener {
+                bind: a.parse::<SocketAddr>().expect("address"),
+            })
+            .collect()
     }
 
     #[test]
@@ -1081,8 +1099,13 @@ mod tests {
              listener 1886 [::1]\n\
              listener 1887 ::\n",
         );
-        let expected =
-            listeners(&["127.0.0.1:1884", "127.0.0.1:1885", "[::1]:1885", "[::1]:1886", "[::]:1887"]);
+        let expected = listeners(&[
+            "127.0.0.1:1884",
+            "127.0.0.1:1885",
+            "[::1]:1885",
+            "[::1]:1886",
+            "[::]:1887",
+        ]);
         assert_eq!(config.listeners, expected);
     }
 
@@ -1094,14 +1117,20 @@ mod tests {
 
     #[test]
     fn bind_address_alone_uses_port_1883() {
-        assert_eq!(valid("bind_address 127.0.0.1\n").listeners, listeners(&["127.0.0.1:1883"]));
+        assert_eq!(
+            valid("bind_address 127.0.0.1\n").listeners,
+            listeners(&["127.0.0.1:1883"])
+        );
         let both = valid("bind_address ::1\nport 1999\n");
         assert_eq!(both.listeners, listeners(&["[::1]:1999"]));
     }
 
     #[test]
     fn a_listener_turns_anonymous_access_off_unless_allowed() {
-        assert!(valid("max_keepalive 60\n").allow_anonymous, "local-only keeps anonymous access");
+        assert!(
+            valid("max_keepalive 60\n").allow_anonymous,
+            "local-only keeps anonymous access"
+        );
         assert!(!valid("listener 1883\n").allow_anonymous);
         assert!(!valid("port 1883\n").allow_anonymous);
         assert!(!valid("bind_address 127.0.0.1\n").allow_anonymous);
@@ -1162,7 +1191,11 @@ mod tests {
             ("1y", 365 * DAY),
         ] {
             let config = valid(&format!("persistent_client_expiration {text}\n"));
-            assert_eq!(config.persistent_client_expiration, Some(Duration::from_secs(secs)), "{text}");
+            assert_eq!(
+                config.persistent_client_expiration,
+                Some(Duration::from_secs(secs)),
+                "{text}"
+            );
         }
     }
 
@@ -1170,7 +1203,10 @@ mod tests {
     fn log_type_replaces_the_default_then_accumulates() {
         let types = |text: &str| valid(text).logging.types;
         assert_eq!(types("log_type debug\n"), ["debug"]);
-        assert_eq!(types("log_type debug\nlog_type error\nlog_type debug\n"), ["debug", "error"]);
+        assert_eq!(
+            types("log_type debug\nlog_type error\nlog_type debug\n"),
+            ["debug", "error"]
+        );
         assert_eq!(types("log_type error\nlog_type none\n"), ["none"]);
         assert_eq!(types("log_type none\nlog_type error\n"), ["error"]);
         assert_eq!(types("log_type all\nlog_type debug\n"), ["all"]);
@@ -1180,12 +1216,21 @@ mod tests {
     #[test]
     fn log_dest_replaces_the_default_then_accumulates() {
         let dests = |text: &str| valid(text).logging.destinations;
-        assert_eq!(dests("log_dest syslog\nlog_dest topic\n"), ["syslog", "topic"]);
+        assert_eq!(
+            dests("log_dest syslog\nlog_dest topic\n"),
+            ["syslog", "topic"]
+        );
         assert_eq!(dests("log_dest none\n"), ["none"]);
-        assert_eq!(dests("log_dest file   /tmp/a b.log  \n"), ["file /tmp/a b.log"]);
+        assert_eq!(
+            dests("log_dest file   /tmp/a b.log  \n"),
+            ["file /tmp/a b.log"]
+        );
         assert_eq!(
             errors("log_dest file /tmp/a.log\nlog_dest file /tmp/b.log\n"),
-            [(2, "log_dest: only one file destination may be configured".to_string())]
+            [(
+                2,
+                "log_dest: only one file destination may be configured".to_string()
+            )]
         );
     }
 
@@ -1257,24 +1302,38 @@ mod tests {
             text.push_str(line);
             text.push('\n');
             expected.push((text.lines().count(), *reason));
-            text.push_str(if index % 2 == 0 { "max_queued_messages 100\n" } else { "\n" });
+            text.push_str(if index % 2 == 0 {
+                "max_queued_messages 100\n"
+            } else {
+                "\n"
+            });
         }
         let found = errors(&text);
         assert_eq!(found.len(), cases.len(), "{found:#?}");
         for ((line, reason), (want_line, want_reason)) in found.iter().zip(&expected) {
             assert_eq!(line, want_line, "line of '{reason}'");
-            assert!(reason.starts_with(want_reason), "line {line}: '{reason}' should start with '{want_reason}'");
+            assert!(
+                reason.starts_with(want_reason),
+                "line {line}: '{reason}' should start with '{want_reason}'"
+            );
         }
     }
 
     #[test]
     fn several_errors_are_all_reported() {
-        let found = errors("max_keepalive 70000\nallow_anonymous yes\n\nlistener 0\nmax_keepalive 30\n");
+        let found =
+            errors("max_keepalive 70000\nallow_anonymous yes\n\nlistener 0\nmax_keepalive 30\n");
         assert_eq!(
             found,
             [
-                (1, "max_keepalive: 70000 is out of range 0..65535".to_string()),
-                (2, "allow_anonymous: 'yes' is not a boolean (expected true or false)".to_string()),
+                (
+                    1,
+                    "max_keepalive: 70000 is out of range 0..65535".to_string()
+                ),
+                (
+                    2,
+                    "allow_anonymous: 'yes' is not a boolean (expected true or false)".to_string()
+                ),
                 (4, "listener: 0 is out of range 1..65535".to_string()),
             ]
         );
@@ -1284,12 +1343,18 @@ mod tests {
     fn duplicate_listeners_are_errors() {
         assert_eq!(
             errors("listener 1883\nlistener 1883 0.0.0.0\n"),
-            [(2, "listener: 0.0.0.0:1883 is already configured at line 1".to_string())]
+            [(
+                2,
+                "listener: 0.0.0.0:1883 is already configured at line 1".to_string()
+            )]
         );
         // The default listener is checked after the whole file, at its own line.
         assert_eq!(
             errors("port 1883\nlistener 1883 ::\n"),
-            [(1, "port: [::]:1883 is already configured at line 2".to_string())]
+            [(
+                1,
+                "port: [::]:1883 is already configured at line 2".to_string()
+            )]
         );
         assert_eq!(
             errors("bind_address ::1\nbind_address ::1\n"),
@@ -1311,12 +1376,21 @@ mod tests {
         let main = scratch.write("mosquitto.conf", "max_keepalive 10\ninclude_dir conf.d\n");
         let (config, report) = parse_mosquitto(&main).expect("valid");
         assert_eq!(config.max_keepalive, 30);
-        assert_eq!(config.max_topic_alias, 7, "include_dir in an included file is not followed");
+        assert_eq!(
+            config.max_topic_alias, 7,
+            "include_dir in an included file is not followed"
+        );
         assert_eq!(report.warnings.len(), 1, "{:#?}", report.warnings);
         let warning = &report.warnings[0];
         assert_eq!(warning.file, scratch.dir().join("conf.d/c.conf"));
         assert_eq!(warning.line, 2);
-        assert!(warning.reason.starts_with("include_dir: read only in the main"), "{}", warning.reason);
+        assert!(
+            warning
+                .reason
+                .starts_with("include_dir: read only in the main"),
+            "{}",
+            warning.reason
+        );
     }
 
     #[test]
@@ -1324,7 +1398,10 @@ mod tests {
         let scratch = Scratch::new("include-absolute");
         scratch.write("elsewhere/x.conf", "sys_interval 3\n");
         let absolute = scratch.dir().join("elsewhere");
-        let main = scratch.write("etc/mosquitto.conf", &format!("include_dir {}\n", absolute.display()));
+        let main = scratch.write(
+            "etc/mosquitto.conf",
+            &format!("include_dir {}\n", absolute.display()),
+        );
         let (config, _) = parse_mosquitto(&main).expect("valid");
         assert_eq!(config.sys_interval, Some(Duration::from_secs(3)));
     }
@@ -1336,12 +1413,24 @@ mod tests {
         scratch.write("conf.d/b.conf", "\n\nbogus 1\n");
         let main = scratch.write("mosquitto.conf", "include_dir conf.d\nsys_interval -1\n");
         let report = parse_mosquitto(&main).expect_err("errors");
-        let found: Vec<_> = report.errors.iter().map(|p| (p.file.clone(), p.line, p.reason.as_str())).collect();
+        let found: Vec<_> = report
+            .errors
+            .iter()
+            .map(|p| (p.file.clone(), p.line, p.reason.as_str()))
+            .collect();
         assert_eq!(
             found,
             [
-                (scratch.dir().join("conf.d/a.conf"), 2, "max_keepalive: 99999 is out of range 0..65535"),
-                (scratch.dir().join("conf.d/b.conf"), 3, "unknown directive 'bogus'"),
+                (
+                    scratch.dir().join("conf.d/a.conf"),
+                    2,
+                    "max_keepalive: 99999 is out of range 0..65535"
+                ),
+                (
+                    scratch.dir().join("conf.d/b.conf"),
+                    3,
+                    "unknown directive 'bogus'"
+                ),
                 (main.clone(), 2, "sys_interval: -1 is out of range 0..65535"),
             ]
         );
@@ -1355,7 +1444,9 @@ mod tests {
         let report = parse_mosquitto(&main).expect_err("includes itself");
         assert_eq!(report.errors.len(), 1, "{:#?}", report.errors);
         assert_eq!(report.errors[0].line, 1);
-        assert!(report.errors[0].reason.contains("holds the main configuration file"));
+        assert!(report.errors[0]
+            .reason
+            .contains("holds the main configuration file"));
     }
 
     #[test]
@@ -1372,7 +1463,10 @@ mod tests {
         for (index, warning) in report.warnings.iter().enumerate() {
             assert_eq!(warning.line, index + 1);
         }
-        assert_eq!(report.warnings[0].reason, format!("{}: not supported yet; ignored", LATER[0]));
+        assert_eq!(
+            report.warnings[0].reason,
+            format!("{}: not supported yet; ignored", LATER[0])
+        );
         assert_eq!(
             report.warnings[LATER.len() + 2].reason,
             "retry_interval: no longer used by Mosquitto 2; ignored"
@@ -1405,15 +1499,24 @@ mod tests {
         assert_eq!(config.max_topic_alias, 3);
         assert_eq!(report.warnings.len(), 1);
         assert_eq!(report.warnings[0].line, 5);
-        assert!(report.warnings[0].reason.starts_with("max_connections: Mosquitto sets this per listener"));
+        assert!(report.warnings[0]
+            .reason
+            .starts_with("max_connections: Mosquitto sets this per listener"));
     }
 
     #[test]
     fn other_warnings() {
-        let found = warnings("port 1883\nport 1884\nper_listener_settings true\nlistener 0 /tmp/mqtt.sock\n");
+        let found = warnings(
+            "port 1883\nport 1884\nper_listener_settings true\nlistener 0 /tmp/mqtt.sock\n",
+        );
         let lines: Vec<usize> = found.iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, [2, 3, 4], "{found:#?}");
-        assert_eq!(valid("port 1883\nport 1884\nlog_type none\n").listeners.len(), 2);
+        let (config, _) = parse("port 1883\nport 1884\n").expect("valid");
+        assert_eq!(
+            config.listeners,
+            listeners(&["0.0.0.0:1884", "[::]:1884"]),
+            "the last port wins"
+        );
     }
 
     #[test]
@@ -1421,7 +1524,10 @@ mod tests {
         let scratch = Scratch::new("unreadable");
         let missing = scratch.dir().join("missing.conf");
         let report = parse_mosquitto(&missing).expect_err("missing");
-        assert_eq!((report.errors[0].file.as_path(), report.errors[0].line), (missing.as_path(), 0));
+        assert_eq!(
+            (report.errors[0].file.as_path(), report.errors[0].line),
+            (missing.as_path(), 0)
+        );
 
         let binary = scratch.dir().join("binary.conf");
         std::fs::write(&binary, b"max_keepalive 60\n\xff\xfe\n").expect("write");

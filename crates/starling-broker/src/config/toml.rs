@@ -340,3 +340,395 @@ fn problem(file: &Path, line: usize, reason: String) -> ConfigProblem {
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use super::super::mosquitto::parse_mosquitto;
+    use super::super::tests::Scratch;
+    use super::*;
+
+    /// The example file at the repository root.
+    const EXAMPLE: &str = include_str!("../../../../starling.toml");
+
+    fn parse(text: &str) -> Result<(Config, ConfigReport), ConfigReport> {
+        let scratch = Scratch::new("toml");
+        parse_toml(&scratch.write("starling.toml", text))
+    }
+
+    /// The configuration, which must come with no error and no warning.
+    fn valid(text: &str) -> Config {
+        match parse(text) {
+            Ok((config, report)) => {
+                assert!(
+                    report.warnings.is_empty(),
+                    "unexpected warnings: {:#?}",
+                    report.warnings
+                );
+                config
+            }
+            Err(report) => panic!("unexpected errors: {:#?}", report.errors),
+        }
+    }
+
+    /// The errors, as (line, reason), in line order.
+    fn errors(text: &str) -> Vec<(usize, String)> {
+        let report = parse(text).expect_err("errors expected");
+        let mut found: Vec<_> = report
+            .errors
+            .into_iter()
+            .map(|p| (p.line, p.reason))
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn listeners(addrs: &[&str]) -> Vec<Listener> {
+        addrs
+            .iter()
+            .map(|a| Listener {
+                bind: a.parse::<SocketAddr>().expect("address"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_example_file_loads_to_the_defaults() {
+        assert_eq!(valid(EXAMPLE), Config::default());
+    }
+
+    /// Uncommenting every key of the example must not change anything but the
+    /// example listener: the defaults it documents are the real ones.
+    #[test]
+    fn the_example_documents_the_real_defaults() {
+        let uncommented: Vec<&str> = EXAMPLE
+            .lines()
+            .map(|line| {
+                let Some(rest) = line.strip_prefix("# ") else {
+                    return line;
+                };
+                let is_key = rest.split_once(" = ").is_some_and(|(key, _)| {
+                    !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+                if is_key || rest == "[log]" || rest == "[[listener]]" {
+                    rest
+                } else {
+                    line
+                }
+            })
+            .collect();
+        let uncommented = uncommented.join("\n");
+        assert!(
+            uncommented.contains("\nmax_queued_messages = 1000"),
+            "keys were uncommented"
+        );
+        let expected = Config {
+            listeners: listeners(&["127.0.0.1:1883"]),
+            ..Config::default()
+        };
+        assert_eq!(valid(&uncommented), expected);
+    }
+
+    #[test]
+    fn every_key() {
+        let config = valid(
+            r#"
+allow_anonymous = true
+allow_zero_length_clientid = false
+max_connections = 500
+max_packet_size = 1048576
+message_size_limit = 65536
+max_inflight_messages = 10
+max_queued_messages = 200
+max_queued_bytes = 1000000
+queue_qos0_messages = true
+max_keepalive = 300
+max_topic_alias = 5
+retain_available = false
+persistent_client_expiration = "14d"
+upgrade_outgoing_qos = true
+sys_interval = 30
+
+[[listener]]
+port = 1883
+
+[[listener]]
+port = 8883
+address = "::1"
+
+[[listener]]
+port = 9001
+address = "localhost"
+
+[log]
+type = ["error", "warning", "subscribe"]
+dest = ["stdout", "file /var/log/starling broker.log"]
+"#,
+        );
+        let expected = Config {
+            listeners: listeners(&[
+                "0.0.0.0:1883",
+                "[::]:1883",
+                "[::1]:8883",
+                "127.0.0.1:9001",
+                "[::1]:9001",
+            ]),
+            allow_anonymous: true,
+            max_connections: Some(500),
+            max_packet_size: NonZeroU32::new(1_048_576),
+            message_size_limit: NonZeroU32::new(65_536),
+            max_inflight_messages: 10,
+            max_queued_messages: Some(200),
+            max_queued_bytes: Some(1_000_000),
+            queue_qos0_messages: true,
+            max_keepalive: 300,
+            max_topic_alias: 5,
+            retain_available: false,
+            allow_zero_length_clientid: false,
+            persistent_client_expiration: Some(Duration::from_secs(14 * 86_400)),
+            upgrade_outgoing_qos: true,
+            sys_interval: Some(Duration::from_secs(30)),
+            logging: super::super::Logging {
+                types: vec!["error".into(), "warning".into(), "subscribe".into()],
+                destinations: vec!["stdout".into(), "file /var/log/starling broker.log".into()],
+                packets: false,
+            },
+        };
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn both_syntaxes_agree() {
+        let scratch = Scratch::new("agree");
+        let conf = scratch.write(
+            "mosquitto.conf",
+            "listener 1883\nlistener 1884 localhost\nmax_keepalive 120\nmax_queued_messages 0\n\
+             persistent_client_expiration 2h\nsys_interval 0\nlog_type all\nlog_dest syslog\n",
+        );
+        let toml = scratch.write(
+            "starling.toml",
+            "max_keepalive = 120\nmax_queued_messages = 0\npersistent_client_expiration = \"2h\"\n\
+             sys_interval = 0\n[[listener]]\nport = 1883\n[[listener]]\nport = 1884\naddress = \"localhost\"\n\
+             [log]\ntype = [\"all\"]\ndest = [\"syslog\"]\n",
+        );
+        let (from_conf, _) = parse_mosquitto(&conf).expect("valid mosquitto.conf");
+        let (from_toml, _) = parse_toml(&toml).expect("valid TOML");
+        assert_eq!(from_conf, from_toml);
+        assert!(!from_toml.allow_anonymous);
+    }
+
+    #[test]
+    fn zero_means_unlimited() {
+        let config = valid(
+            "max_connections = 0\nmax_packet_size = 0\nmessage_size_limit = 0\nmax_inflight_messages = 0\n\
+             max_queued_messages = 0\nmax_queued_bytes = 0\nsys_interval = 0\npersistent_client_expiration = 0\n",
+        );
+        assert_eq!(config.max_connections, None);
+        assert_eq!(config.max_packet_size, None);
+        assert_eq!(config.message_size_limit, None);
+        assert_eq!(config.max_inflight_messages, 65535);
+        assert_eq!(config.max_queued_messages, None);
+        assert_eq!(config.max_queued_bytes, None);
+        assert_eq!(config.sys_interval, None);
+        assert_eq!(config.persistent_client_expiration, None);
+    }
+
+    #[test]
+    fn expiration_as_text_or_seconds() {
+        let expiration = |text: &str| {
+            valid(&format!("persistent_client_expiration = {text}\n")).persistent_client_expiration
+        };
+        assert_eq!(expiration("\"2h\""), Some(Duration::from_secs(7200)));
+        assert_eq!(expiration("\"1m\""), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(expiration("3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            errors("persistent_client_expiration = true\n"),
+            [(
+                1,
+                "persistent_client_expiration: expected a duration such as \"14d\" or a number of seconds, found boolean"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            errors("\npersistent_client_expiration = -5\n"),
+            [(
+                2,
+                "persistent_client_expiration: -5 is negative (0 means never)".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_listener_turns_anonymous_access_off_unless_allowed() {
+        assert!(valid("max_keepalive = 60\n").allow_anonymous);
+        assert!(!valid("[[listener]]\nport = 1883\n").allow_anonymous);
+        assert!(valid("allow_anonymous = true\n[[listener]]\nport = 1883\n").allow_anonymous);
+        assert!(!valid("allow_anonymous = false\n").allow_anonymous);
+    }
+
+    #[test]
+    fn log_lists_replace_the_defaults() {
+        let config = valid("[log]\ntype = [\"debug\", \"none\", \"error\"]\n");
+        assert_eq!(config.logging.types, ["error"]);
+        assert_eq!(config.logging.destinations, ["stderr"], "dest untouched");
+        let config = valid("[log]\ndest = []\n");
+        assert!(config.logging.destinations.is_empty());
+        assert_eq!(
+            errors("[log]\ndest = [\"file /a.log\", \"file /b.log\"]\n"),
+            [(
+                2,
+                "log.dest: only one file destination may be configured".to_string()
+            )]
+        );
+    }
+
+    /// Serde stops at the first of these, so each is its own file.
+    #[test]
+    fn syntax_unknown_keys_and_wrong_types_report_their_line() {
+        let cases: &[(&str, usize, &str)] = &[
+            (
+                "# comment\nmax_keepalive = 60\nmax_keepalives = 60\n",
+                3,
+                "unknown field `max_keepalives`",
+            ),
+            (
+                "[[listener]]\nport = 1883\nhost = \"::1\"\n",
+                3,
+                "unknown field `host`",
+            ),
+            ("\n[log]\ntypes = [\"error\"]\n", 3, "unknown field `types`"),
+            ("[logging]\n", 1, "unknown field `logging`"),
+            (
+                "max_keepalive = \"60\"\n",
+                1,
+                "invalid type: string \"60\", expected i64",
+            ),
+            ("\n\nallow_anonymous = yes\n", 3, ""),
+            (
+                "max_keepalive = 60\nmax_keepalive = 70\n",
+                2,
+                "duplicate key",
+            ),
+            (
+                "[[listener]]\naddress = \"::1\"\n",
+                1,
+                "missing field `port`",
+            ),
+            (
+                "[listener]\nport = 1883\n",
+                1,
+                "invalid type: map, expected a sequence",
+            ),
+        ];
+        for (text, line, reason) in cases {
+            let found = errors(text);
+            assert_eq!(found.len(), 1, "{text:?}: {found:#?}");
+            assert_eq!(found[0].0, *line, "{text:?}: {found:#?}");
+            assert!(found[0].1.contains(reason), "{text:?}: {found:#?}");
+        }
+    }
+
+    #[test]
+    fn every_value_out_of_range_is_reported() {
+        let found = errors(
+            r#"# line 1
+max_keepalive = 70000
+max_packet_size = 10
+sys_interval = -1
+max_connections = -1
+persistent_client_expiration = "14x"
+
+[[listener]]
+port = 0
+
+[[listener]]
+port = 1883
+address = "no-such-host.invalid"
+
+[log]
+type = ["error", "loud"]
+dest = ["stderr",
+    "paper"]
+"#,
+        );
+        let expected: &[(usize, &str)] = &[
+            (2, "max_keepalive: 70000 is out of range 0..65535"),
+            (
+                3,
+                "max_packet_size: 10 is out of range: 0 (unlimited) or 20..4294967295",
+            ),
+            (4, "sys_interval: -1 is out of range 0..65535"),
+            (5, "max_connections: -1 is negative (0 means unlimited)"),
+            (6, "persistent_client_expiration: '14x' is not a duration"),
+            (9, "listener.port: 0 is out of range 1..65535"),
+            (
+                13,
+                "listener.address: cannot resolve 'no-such-host.invalid'",
+            ),
+            (16, "log.type: unknown type 'loud'"),
+            (18, "log.dest: unknown destination 'paper'"),
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for ((line, reason), (want_line, want)) in found.iter().zip(expected) {
+            assert_eq!(line, want_line, "{reason}");
+            assert!(
+                reason.starts_with(want),
+                "'{reason}' should start with '{want}'"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_listeners_are_errors() {
+        assert_eq!(
+            errors("[[listener]]\nport = 1883\n\n[[listener]]\nport = 1883\naddress = \"::\"\n"),
+            [(
+                5,
+                "listener: [::]:1883 is already configured at line 2".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn later_sections_are_warned_about_and_ignored() {
+        let (config, report) = parse(
+            "max_keepalive = 60\n\n[storage]\npath = \"/var/lib/starling\"\n\n[tls]\ncert = \"c.pem\"\n\n\
+             [auth]\npassword_file = \"p\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            config,
+            Config {
+                max_keepalive: 60,
+                ..Config::default()
+            }
+        );
+        let found: Vec<_> = report
+            .warnings
+            .iter()
+            .map(|p| (p.line, p.reason.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (3, "[storage]: not supported yet; ignored"),
+                (6, "[tls]: not supported yet; ignored"),
+                (9, "[auth]: not supported yet; ignored"),
+            ]
+        );
+    }
+
+    #[test]
+    fn unreadable_file() {
+        let scratch = Scratch::new("toml-missing");
+        let missing = scratch.dir().join("missing.toml");
+        let report = parse_toml(&missing).expect_err("missing");
+        assert_eq!(
+            (report.errors[0].file.as_path(), report.errors[0].line),
+            (missing.as_path(), 0)
+        );
+    }
+}
