@@ -18,6 +18,9 @@ use crate::wire::{decode_varint, VARINT_MAX};
 /// and 268,435,455 bytes of body.
 pub const MAX_PACKET_SIZE: u32 = 1 + 4 + VARINT_MAX;
 
+/// The most the decoder reserves ahead of the bytes it has.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// Which end of the connection is decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -68,8 +71,8 @@ impl Decoder {
     }
 
     /// Takes the first complete packet off the front of `buf`: `Ok(None)` if `buf`
-    /// holds only part of one (it is left untouched, with room reserved for the
-    /// rest of a packet whose header has arrived).
+    /// holds only part of one (it is left untouched, with room reserved for up to
+    /// 64 KiB more of a packet whose header has arrived).
     ///
     /// An error leaves the stream unusable: the caller closes the connection,
     /// with [`DecodeError::reason_code`] in a v5 DISCONNECT.
@@ -91,7 +94,9 @@ impl Decoder {
         }
         let size = size as usize;
         if buf.len() < size {
-            buf.reserve(size - buf.len());
+            // Room for what is likely to come next, not for what the header
+            // claims: memory follows the bytes that actually arrive.
+            buf.reserve((size - buf.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         let mut frame = buf.split_to(size);
@@ -119,5 +124,23 @@ impl Decoder {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_size_is_not_allocated_before_it_arrives() {
+        // A header claiming 268,435,455 bytes of body under the default limit.
+        let mut decoder = Decoder::new(Role::Server, ProtocolVersion::V3_1_1);
+        let mut buf = BytesMut::from(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F][..]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert!(
+            buf.capacity() <= 2 * RESERVE_AHEAD,
+            "reserved {} bytes",
+            buf.capacity()
+        );
     }
 }

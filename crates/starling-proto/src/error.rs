@@ -191,7 +191,9 @@ impl DecodeError {
             ConnAckReservedFlags => "MQTT-3.2.2-1",
             SessionPresentOnFailure => "MQTT-3.2.2-6",
             UnknownProperty(_) | PropertyNotAllowed { .. } => "MQTT-5.0 §2.2.2.2",
-            DuplicateProperty(_) | InvalidPropertyValue(_) => "MQTT-5.0 §2.2.2.2 and the property's definition in §3",
+            DuplicateProperty(_) | InvalidPropertyValue(_) => {
+                "MQTT-5.0 §2.2.2.2 and the property's definition in §3"
+            }
             SubscriptionIdFromClient => "MQTT-3.3.4-6",
             SubscriptionIdZero => "MQTT-5.0 §3.8.2.1.2",
             TopicAliasZero => "MQTT-3.3.2-8",
@@ -368,4 +370,7 @@ pub enum EncodeError {
     /// A binary field or property longer than 65,535 bytes.
     #[error("{0} is longer than 65535 bytes")]
     FieldTooLong(&'static str),
+    /// The receiver would refuse the packet for this reason.
+    #[error("the receiver would refuse it: {0}")]
+    Refused(DecodeError),
 }

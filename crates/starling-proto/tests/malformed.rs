@@ -467,7 +467,12 @@ fn connect_3_1_1_password_without_user_name() {
     // 3.1.1 [MQTT-3.1.2-22]: "If the User Name Flag is set to 0, the Password Flag MUST
     // be set to 0." Flags 0100 0010.
     let result = decode(V3_1_1, &connect_3_1_1("42"));
-    refused(result, PasswordWithoutUsername, MALFORMED, "MQTT-3.1.2-22 of 3.1.1");
+    refused(
+        result,
+        PasswordWithoutUsername,
+        MALFORMED,
+        "MQTT-3.1.2-22 of 3.1.1",
+    );
 }
 
 #[test]

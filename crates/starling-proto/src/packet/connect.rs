@@ -167,6 +167,9 @@ impl Connect {
     }
 
     pub(crate) fn check(&self) -> Result<(), EncodeError> {
+        if self.password.is_some() && self.username.is_none() && !self.protocol.is_v5() {
+            return Err(EncodeError::Refused(DecodeError::PasswordWithoutUsername));
+        }
         self.properties.check()?;
         if let Some(will) = &self.will {
             will.properties.check()?;
@@ -279,6 +282,12 @@ impl ConnAck {
                 code: self.reason_code,
                 version,
             });
+        }
+        // Maximum QoS is sent only as 0 or 1; its absence means 2.
+        if self.properties.maximum_qos == Some(QoS::ExactlyOnce) {
+            return Err(EncodeError::Refused(DecodeError::InvalidPropertyValue(
+                crate::property::PropertyId::MaximumQoS,
+            )));
         }
         self.properties.check()
     }

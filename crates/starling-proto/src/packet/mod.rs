@@ -368,12 +368,12 @@ impl Packet {
         match self {
             Packet::Connect(p) => p.check(),
             Packet::ConnAck(p) => p.check(version),
-            Packet::Publish(p) => p.check(),
+            Packet::Publish(p) => p.check(version),
             Packet::PubAck(p) => p.check(version),
             Packet::PubRec(p) => p.check(version),
             Packet::PubRel(p) => p.check(version),
             Packet::PubComp(p) => p.check(version),
-            Packet::Subscribe(p) => p.check(),
+            Packet::Subscribe(p) => p.check(version),
             Packet::SubAck(p) => p.check(version),
             Packet::Unsubscribe(p) => p.check(),
             Packet::UnsubAck(p) => p.check(version),
@@ -419,5 +419,67 @@ fn reason_and_properties_len(
         (true, true) => 0,
         (false, true) => 1,
         (_, false) => 1 + properties_len,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qos::QoS;
+    use crate::topic::{TopicFilter, TopicName};
+    use crate::{Delivery, MqttString, PacketId};
+
+    fn refused(packet: Packet, version: ProtocolVersion) -> DecodeError {
+        match packet.encode(version, &mut BytesMut::new()) {
+            Err(EncodeError::Refused(e)) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn encoder_refuses_what_the_receiver_would_refuse() {
+        let mut publish = Publish::new(TopicName::empty(), "x");
+        publish.delivery = Delivery::AtMostOnce;
+        assert_eq!(
+            refused(Packet::Publish(publish.clone()), ProtocolVersion::V5),
+            DecodeError::EmptyTopicWithoutAlias
+        );
+        publish.properties.topic_alias = crate::TopicAlias::new(1);
+        assert!(Packet::Publish(publish.clone())
+            .encode(ProtocolVersion::V5, &mut BytesMut::new())
+            .is_ok());
+        assert_eq!(
+            refused(Packet::Publish(publish), ProtocolVersion::V3_1_1),
+            DecodeError::EmptyTopicWithoutAlias
+        );
+
+        // [MQTT-3.8.3-4]
+        let options = SubscriptionOptions {
+            no_local: true,
+            ..SubscriptionOptions::new(QoS::AtMostOnce)
+        };
+        let subscribe = Subscribe {
+            packet_id: PacketId::MIN,
+            filters: vec![(TopicFilter::from_static("$share/g/a"), options)],
+            properties: Default::default(),
+        };
+        assert_eq!(
+            refused(Packet::Subscribe(subscribe), ProtocolVersion::V5),
+            DecodeError::NoLocalOnSharedSubscription
+        );
+
+        let mut connect = Connect::new(ProtocolVersion::V3_1_1, MqttString::from_static("c"));
+        connect.password = Some(bytes::Bytes::from_static(b"secret"));
+        assert_eq!(
+            refused(Packet::Connect(Box::new(connect)), ProtocolVersion::V3_1_1),
+            DecodeError::PasswordWithoutUsername
+        );
+
+        let mut connack = ConnAck::default();
+        connack.properties.maximum_qos = Some(QoS::ExactlyOnce);
+        assert!(matches!(
+            refused(Packet::ConnAck(connack), ProtocolVersion::V5),
+            DecodeError::InvalidPropertyValue(_)
+        ));
     }
 }

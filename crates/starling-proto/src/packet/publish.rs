@@ -110,7 +110,13 @@ impl Publish {
         len
     }
 
-    pub(crate) fn check(&self) -> Result<(), EncodeError> {
+    pub(crate) fn check(&self, version: ProtocolVersion) -> Result<(), EncodeError> {
+        if self.topic.as_str().is_empty() {
+            let alias = version.is_v5() && self.properties.topic_alias.is_some();
+            if !alias {
+                return Err(EncodeError::Refused(DecodeError::EmptyTopicWithoutAlias));
+            }
+        }
         self.properties.check()
     }
 

@@ -131,9 +131,18 @@ impl Subscribe {
             }
     }
 
-    pub(crate) fn check(&self) -> Result<(), EncodeError> {
+    pub(crate) fn check(&self, version: ProtocolVersion) -> Result<(), EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::Empty(PacketType::Subscribe));
+        }
+        let no_local_shared = self
+            .filters
+            .iter()
+            .any(|(f, o)| o.no_local && f.is_shared());
+        if version.is_v5() && no_local_shared {
+            return Err(EncodeError::Refused(
+                DecodeError::NoLocalOnSharedSubscription,
+            ));
         }
         self.properties.check()
     }
