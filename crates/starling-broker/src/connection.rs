@@ -37,6 +37,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Packets encoded per lock of the session before the buffer is written.
 const DRAIN_BATCH: usize = 256;
 
+/// How long the last writes of a closing connection may take: a client that
+/// stopped reading must not keep its will and session waiting.
+const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Why a connection ends.
 #[derive(Debug)]
 enum End {
@@ -50,6 +54,9 @@ enum End {
     Io(std::io::Error),
     /// The server ends the connection with this reason (sent to v5 clients).
     Server(ReasonCode, String),
+    /// The server ends the connection with this reason in the middle of a
+    /// write the client was not reading: nothing more can be sent.
+    Abandoned(ReasonCode),
 }
 
 /// Serves one accepted connection until it ends.
@@ -210,6 +217,16 @@ impl Connection {
             let _ = stream.write_all(&refuse(ReasonCode::NOT_AUTHORIZED)).await;
             return None;
         }
+        // [MQTT-3.2.2-13]: a v5 will with Will Retain set needs retained messages.
+        // 3.x cannot be told why; its will is published without RETAIN.
+        let will_retain = connect.will.as_ref().is_some_and(|w| w.retain);
+        if will_retain && !config.retain_available && version.is_v5() {
+            info!("Client {client_id} from {peer} refused: will retain without retain_available.");
+            let _ = stream
+                .write_all(&refuse(ReasonCode::RETAIN_NOT_SUPPORTED))
+                .await;
+            return None;
+        }
         let mut server_keep_alive = None;
         let mut keep_alive = connect.keep_alive;
         // As Mosquitto: a keep alive above max_keepalive (or none at all, once
@@ -307,7 +324,7 @@ impl Connection {
                 .unwrap_or_default(),
         );
         if attached.session_present {
-            let resend = conn.session.state.lock().resend();
+            let resend = conn.session.state.lock().resend(conn.window);
             for item in resend {
                 match item {
                     Resend::Publish(id, delivery) => conn.send_delivery(delivery, Some(id), true),
@@ -331,8 +348,18 @@ impl Connection {
         tokio::pin!(deadline);
         loop {
             let more = self.drain(Instant::now());
-            if let Err(e) = self.flush(stream).await {
-                return End::Io(e);
+            // A client that stops reading can block this write for ever: a
+            // takeover or a shutdown still ends the connection. `flush` is not
+            // cancel-safe, so that leaves the stream mid-packet: `Abandoned`.
+            tokio::select! {
+                biased;
+                flushed = self.flush(stream) => {
+                    if let Err(e) = flushed {
+                        return End::Io(e);
+                    }
+                }
+                _ = kick.notified() => return End::Abandoned(ReasonCode::SESSION_TAKEN_OVER),
+                _ = shutdown.changed() => return End::Abandoned(ReasonCode::SERVER_SHUTTING_DOWN),
             }
             if more {
                 continue;
@@ -420,9 +447,19 @@ impl Connection {
                     self.send(Packet::Disconnect(disconnect));
                 }
             }
+            End::Abandoned(reason) => info!(
+                "Client {} disconnected ({reason}) while not reading.",
+                self.client_id
+            ),
         }
-        let _ = self.flush(stream).await;
-        let _ = stream.shutdown().await;
+        let abandoned = matches!(end, End::Abandoned(_));
+        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, async {
+            if !abandoned {
+                let _ = self.flush(stream).await;
+            }
+            let _ = stream.shutdown().await;
+        })
+        .await;
         let will = self.will.take().filter(|_| publish_will).map(|will| {
             let delay =
                 Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
@@ -480,29 +517,35 @@ impl Connection {
         {
             let mut state = self.session.state.lock();
             while batch.len() < DRAIN_BATCH {
+                // PUBLISHes held back at resume go first, in their order.
+                if let Some((id, delivery)) = state.next_held(self.window) {
+                    batch.push((delivery, Some(id), true));
+                    continue;
+                }
                 let Some(delivery) = state.next_ready(self.window, now) else {
                     break;
                 };
-                let publish = self.build_publish(&delivery, None, false, now);
                 // A message too large for this client is dropped for it alone
-                // [MQTT-3.1.2-25].
-                if Packet::Publish(publish).encoded_len(self.version)
-                    > self.max_packet_size as usize
-                {
-                    too_large += 1;
-                    continue;
+                // [MQTT-3.1.2-25]. Only a client that set a limit pays for the check.
+                if self.max_packet_size != u32::MAX {
+                    let publish = self.build_publish(&delivery, None, false, now);
+                    let size = Packet::Publish(publish).encoded_len(self.version);
+                    if size > self.max_packet_size as usize {
+                        too_large += 1;
+                        continue;
+                    }
                 }
                 let id = (delivery.qos != QoS::AtMostOnce)
                     .then(|| state.start_inflight(delivery.clone()));
-                batch.push((delivery, id));
+                batch.push((delivery, id, false));
             }
         }
         if too_large > 0 {
             Stats::add(&self.broker.stats.publish_dropped, too_large);
         }
         let more = batch.len() == DRAIN_BATCH;
-        for (delivery, id) in batch {
-            self.send_delivery(delivery, id, false);
+        for (delivery, id, dup) in batch {
+            self.send_delivery(delivery, id, dup);
         }
         more
     }
@@ -554,18 +597,35 @@ impl Connection {
     }
 
     /// Uses a Topic Alias for a topic sent before, or assigns the next free one
-    /// while the client's Topic Alias Maximum allows.
+    /// while the client's Topic Alias Maximum allows; but never one that makes
+    /// the packet larger than the client's Maximum Packet Size [MQTT-3.1.2-24]
+    /// (`drain` checked the size without an alias).
     fn apply_outbound_alias(&mut self, publish: &mut Publish) {
-        if let Some(&alias) = self.aliases_out.get(&publish.topic) {
-            publish.properties.topic_alias = Some(alias);
-            publish.topic = TopicName::empty();
-        } else if self.aliases_out.len() < usize::from(self.alias_out_max) {
-            let next = TopicAlias::new(self.aliases_out.len() as u16 + 1);
-            if let Some(alias) = next {
-                self.aliases_out.insert(publish.topic.clone(), alias);
-                publish.properties.topic_alias = Some(alias);
+        let (alias, new) = match self.aliases_out.get(&publish.topic) {
+            Some(&alias) => (alias, false),
+            None if self.aliases_out.len() < usize::from(self.alias_out_max) => {
+                match TopicAlias::new(self.aliases_out.len() as u16 + 1) {
+                    Some(alias) => (alias, true),
+                    None => return,
+                }
             }
+            None => return,
+        };
+        let mut aliased = publish.clone();
+        aliased.properties.topic_alias = Some(alias);
+        if !new {
+            aliased.topic = TopicName::empty();
         }
+        if self.max_packet_size < u32::MAX
+            && Packet::Publish(aliased.clone()).encoded_len(self.version)
+                > self.max_packet_size as usize
+        {
+            return;
+        }
+        if new {
+            self.aliases_out.insert(publish.topic.clone(), alias);
+        }
+        *publish = aliased;
     }
 
     /// Applies one packet from the client.
@@ -690,14 +750,12 @@ impl Connection {
             }
         }
         if publish.retain && !config.retain_available {
-            if self.version.is_v5() {
-                // A retained PUBLISH when Retain Available is 0 (MQTT 5.0 §3.2.2.3.5).
-                return Err(End::Server(
-                    ReasonCode::RETAIN_NOT_SUPPORTED,
-                    "retain not supported".into(),
-                ));
-            }
-            publish.retain = false;
+            // A retained PUBLISH when Retain Available is 0 (MQTT 5.0 §3.2.2.3.5);
+            // Mosquitto disconnects 3.x clients for it too.
+            return Err(End::Server(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retain not supported".into(),
+            ));
         }
         let refusal = if config
             .message_size_limit
@@ -737,15 +795,18 @@ impl Connection {
                             0 => u16::MAX,
                             n => n,
                         });
-                        if self.version.is_v5() && state.incoming_qos2() >= receive_maximum {
+                        let new = state.receive_qos2(id);
+                        // More QoS 2 messages unreleased than our Receive Maximum
+                        // (MQTT 5.0 §3.3.4); a resend of one not yet released is
+                        // not one more [MQTT-4.3.3-10].
+                        if new && self.version.is_v5() && state.incoming_qos2() > receive_maximum {
+                            state.release_qos2(id);
                             drop(state);
-                            // More QoS 2 messages unreleased than our Receive Maximum (MQTT 5.0 §3.3.4).
                             return Err(End::Server(
                                 ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
                                 "receive maximum exceeded".into(),
                             ));
                         }
-                        let new = state.receive_qos2(id);
                         drop(state);
                         if new {
                             self.route(publish, now)

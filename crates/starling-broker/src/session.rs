@@ -78,6 +78,9 @@ pub struct SessionState {
     queue: VecDeque<Delivery>,
     queued_bytes: usize,
     inflight: HashMap<PacketId, Inflight>,
+    /// In-flight PUBLISHes not yet sent again since the session resumed, oldest
+    /// first: they wait for room in the client's Receive Maximum.
+    held: VecDeque<PacketId>,
     next_order: u64,
     incoming_qos2: HashSet<PacketId>,
     next_packet_id: PacketId,
@@ -95,6 +98,7 @@ impl SessionState {
             queue: VecDeque::new(),
             queued_bytes: 0,
             inflight: HashMap::new(),
+            held: VecDeque::new(),
             next_order: 0,
             incoming_qos2: HashSet::new(),
             next_packet_id: PacketId::MIN,
@@ -256,27 +260,64 @@ impl SessionState {
         self.incoming_qos2.remove(&id)
     }
 
-    /// What to send again on a resumed session, in the order first sent.
-    pub fn resend(&self) -> Vec<Resend> {
+    /// What to send again on a resumed session, in the order first sent: every
+    /// PUBREL, and the unacknowledged PUBLISHes that fit in the new
+    /// connection's `window` (the client's Receive Maximum) beside the QoS 2
+    /// flows awaiting PUBCOMP [MQTT-3.3.4-9]. The other PUBLISHes are held for
+    /// [`Self::next_held`].
+    pub fn resend(&mut self, window: usize) -> Vec<Resend> {
         let mut entries: Vec<(&PacketId, &Inflight)> = self.inflight.iter().collect();
         entries.sort_by_key(|(_, e)| e.order);
-        entries
-            .into_iter()
-            .map(|(&id, e)| match e.state {
-                OutboundState::AwaitingPubComp => Resend::PubRel(id),
-                _ => Resend::Publish(id, e.delivery.clone()),
-            })
-            .collect()
+        let mut outstanding = entries
+            .iter()
+            .filter(|(_, e)| e.state == OutboundState::AwaitingPubComp)
+            .count();
+        self.held.clear();
+        let mut resend = Vec::with_capacity(entries.len());
+        for (&id, e) in entries {
+            match e.state {
+                OutboundState::AwaitingPubComp => resend.push(Resend::PubRel(id)),
+                _ if outstanding < window => {
+                    outstanding += 1;
+                    resend.push(Resend::Publish(id, e.delivery.clone()));
+                }
+                _ => self.held.push_back(id),
+            }
+        }
+        resend
+    }
+
+    /// The oldest PUBLISH held back at resume, once `window` has room for it:
+    /// to be sent again with its packet identifier [MQTT-4.4.0-1].
+    pub fn next_held(&mut self, window: usize) -> Option<(PacketId, Delivery)> {
+        if self.held.is_empty() {
+            return None;
+        }
+        // Acknowledged since (for a copy the client got before the reconnect)
+        // or handed to another member of a shared group: no longer held.
+        let inflight = &self.inflight;
+        self.held.retain(|id| {
+            inflight
+                .get(id)
+                .is_some_and(|e| e.state != OutboundState::AwaitingPubComp)
+        });
+        if self.inflight.len() - self.held.len() >= window {
+            return None;
+        }
+        let id = self.held.pop_front()?;
+        Some((id, self.inflight[&id].delivery.clone()))
     }
 
     /// Removes the messages that came through a shared subscription and that
-    /// the client has not acknowledged at all (queued, or in flight before
-    /// PUBACK / PUBREC), oldest first, for another member of the group to take
-    /// over when this one leaves (MQTT 5.0 §4.8.2).
+    /// the client has not acknowledged at all (queued, or QoS 1 in flight before
+    /// PUBACK), oldest first, for another member of the group to take over when
+    /// this one leaves (MQTT 5.0 §4.8.2). A QoS 2 message in flight stays: its
+    /// delivery is completed with this client or not at all [MQTT-4.8.2-4,
+    /// MQTT-4.8.2-5].
     pub fn take_shared(&mut self) -> Vec<Delivery> {
         let mut taken: Vec<(u64, Delivery)> = Vec::new();
         self.inflight.retain(|_, e| {
-            if e.state == OutboundState::AwaitingPubComp || e.delivery.shared.is_none() {
+            if e.delivery.qos == QoS::ExactlyOnce || e.delivery.shared.is_none() {
                 return true;
             }
             taken.push((e.order, e.delivery.clone()));
@@ -383,13 +424,34 @@ mod tests {
         let b = s.start_inflight(delivery(QoS::AtLeastOnce, "b"));
         assert_ne!(a, b);
         assert!(s.handle_pubrec(a, false));
-        let resend = s.resend();
+        let resend = s.resend(usize::MAX);
         assert!(matches!(resend[0], Resend::PubRel(id) if id == a));
         assert!(matches!(&resend[1], Resend::Publish(id, _) if *id == b));
         assert!(!s.handle_puback(a), "a PUBACK does not end a QoS 2 flow");
         assert!(s.handle_pubcomp(a));
         assert!(s.handle_puback(b));
         assert_eq!(s.inflight(), 0);
+    }
+
+    #[test]
+    fn resend_holds_back_what_the_new_window_cannot_take() {
+        // [MQTT-3.3.4-9] on resume: a QoS 2 flow awaiting PUBCOMP still takes a
+        // place; held PUBLISHes go out, with their identifiers, as places free.
+        let mut s = SessionState::new(LIMITS);
+        s.set_online(true);
+        let a = s.start_inflight(delivery(QoS::ExactlyOnce, "a"));
+        let b = s.start_inflight(delivery(QoS::AtLeastOnce, "b"));
+        let c = s.start_inflight(delivery(QoS::AtLeastOnce, "c"));
+        assert!(s.handle_pubrec(a, false));
+        let resend = s.resend(2);
+        assert_eq!(resend.len(), 2);
+        assert!(matches!(resend[0], Resend::PubRel(id) if id == a));
+        assert!(matches!(&resend[1], Resend::Publish(id, _) if *id == b));
+        assert!(s.next_held(2).is_none(), "window full");
+        assert!(s.handle_puback(b));
+        assert_eq!(s.next_held(2).map(|(id, _)| id), Some(c));
+        assert!(s.next_held(2).is_none(), "nothing more held");
+        assert!(s.next_ready(2, Instant::now()).is_none());
     }
 
     #[test]
