@@ -361,7 +361,10 @@ impl Broker {
         }
         let router = self.router.read();
         for mut delivery in taken {
-            let filter = delivery.shared.clone().expect("take_shared returns shared deliveries");
+            let filter = delivery
+                .shared
+                .clone()
+                .expect("take_shared returns shared deliveries");
             let member = router.shared_member(&filter, |key| key.0.state.lock().is_online());
             match member {
                 Some((key, subscription)) => {

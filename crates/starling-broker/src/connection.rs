@@ -442,7 +442,8 @@ impl Connection {
                     // DISCONNECT may carry a Reason String whatever Request
                     // Problem Information says [MQTT-3.1.2-29].
                     if !text.is_empty() {
-                        disconnect.properties.reason_string = MqttString::try_from(text.as_str()).ok();
+                        disconnect.properties.reason_string =
+                            MqttString::try_from(text.as_str()).ok();
                     }
                     self.send(Packet::Disconnect(disconnect));
                 }
@@ -476,7 +477,12 @@ impl Connection {
         if self.version.is_v5() {
             return match self.session_expiry {
                 0 => Expiry::Now,
-                u32::MAX => Expiry::Never,
+                // As Mosquitto: persistent_client_expiration also bounds v5
+                // sessions that asked never to expire.
+                u32::MAX => match self.broker.config.persistent_client_expiration {
+                    Some(after) => Expiry::After(after),
+                    None => Expiry::Never,
+                },
                 secs => Expiry::After(Duration::from_secs(u64::from(secs))),
             };
         }
@@ -687,12 +693,12 @@ impl Connection {
             }
             Packet::Disconnect(disconnect) => {
                 if let Some(expiry) = disconnect.properties.session_expiry_interval {
-                    // [MQTT-3.14.2-2]: a session that was to end with the
+                    // MQTT 5.0 §3.14.2.2.2: a session that was to end with the
                     // connection cannot be made to outlive it now.
                     if self.session_expiry == 0 && expiry != 0 {
                         return Err(End::Server(
                             ReasonCode::PROTOCOL_ERROR,
-                            "[MQTT-3.14.2-2] session expiry set at DISCONNECT after 0 at CONNECT"
+                            "[MQTT-5.0 §3.14.2.2.2] session expiry set at DISCONNECT after 0 at CONNECT"
                                 .into(),
                         ));
                     }

@@ -185,8 +185,14 @@ impl<K: Clone + Eq + Hash> Router<K> {
 
     /// The next member of the shared subscription `filter` for which `online`
     /// holds, round-robin; for handing a message over when a member leaves.
-    pub fn shared_member(&self, filter: &TopicFilter, online: impl Fn(&K) -> bool) -> Option<(&K, &Subscription)> {
-        let (Slot::Shared(group), inner) = split(filter) else { return None };
+    pub fn shared_member(
+        &self,
+        filter: &TopicFilter,
+        online: impl Fn(&K) -> bool,
+    ) -> Option<(&K, &Subscription)> {
+        let (Slot::Shared(group), inner) = split(filter) else {
+            return None;
+        };
         let mut node = &self.root;
         let mut levels = inner.split('/').peekable();
         let mut hash = false;
@@ -195,13 +201,24 @@ impl<K: Clone + Eq + Hash> Router<K> {
                 hash = true;
                 break;
             }
-            node = if level == "+" { node.plus.as_deref()? } else { node.literal.get(level)? };
+            node = if level == "+" {
+                node.plus.as_deref()?
+            } else {
+                node.literal.get(level)?
+            };
         }
-        let groups = if hash { &node.shared_hash } else { &node.shared_exact };
+        let groups = if hash {
+            &node.shared_hash
+        } else {
+            &node.shared_exact
+        };
         let group = groups.get(group)?;
         let n = group.members.len();
         let start = group.cursor.fetch_add(1, Ordering::Relaxed);
-        (0..n).map(|i| &group.members[(start + i) % n]).find(|(key, _)| online(key)).map(|(k, s)| (k, s))
+        (0..n)
+            .map(|i| &group.members[(start + i) % n])
+            .find(|(key, _)| online(key))
+            .map(|(k, s)| (k, s))
     }
 
     /// Calls `on_match` for every subscription matching `topic`. For a shared

@@ -66,7 +66,11 @@ pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: i
 /// that `0.0.0.0:p` and `[::]:p` can both be bound, and addresses are reusable at
 /// once after a restart.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;

@@ -245,7 +245,7 @@ impl SessionState {
     }
 
     /// A QoS 2 PUBLISH arrived with `id`: returns whether it is new (to be
-    /// routed) rather than a resend of one already received [MQTT-4.3.3-9].
+    /// routed) rather than a resend of one already received [MQTT-4.3.3-10].
     pub fn receive_qos2(&mut self, id: PacketId) -> bool {
         self.incoming_qos2.insert(id)
     }
@@ -326,7 +326,9 @@ impl SessionState {
         taken.sort_by_key(|(order, _)| *order);
         let mut out: Vec<Delivery> = taken.into_iter().map(|(_, d)| d).collect();
         let (shared, kept): (VecDeque<Delivery>, VecDeque<Delivery>) =
-            std::mem::take(&mut self.queue).into_iter().partition(|d| d.shared.is_some());
+            std::mem::take(&mut self.queue)
+                .into_iter()
+                .partition(|d| d.shared.is_some());
         self.queue = kept;
         self.queued_bytes = self.queue.iter().map(|d| d.message.payload.len()).sum();
         out.extend(shared);
@@ -456,7 +458,7 @@ mod tests {
 
     #[test]
     fn qos2_inbound_is_routed_once() {
-        // [MQTT-4.3.3-9]: a resent PUBLISH before PUBREL is not a new message.
+        // [MQTT-4.3.3-10]: a resent PUBLISH before PUBREL is not a new message.
         let mut s = SessionState::new(LIMITS);
         let id = PacketId::new(7).unwrap();
         assert!(s.receive_qos2(id));

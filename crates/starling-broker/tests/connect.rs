@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use common::*;
 use flows::*;
 use starling_broker::connection::CONNECT_TIMEOUT;
+use starling_broker::stats::Stats;
 use starling_broker::Config;
 use starling_proto::{Connect, Decoder, Packet, ProtocolVersion, QoS, ReasonCode, Role};
 
@@ -430,8 +431,7 @@ async fn takeover_closes_a_connection_blocked_writing_to_its_client() {
     let broker = TestBroker::start().await;
     let _stuck = stuck_reader(&broker, "stuck").await;
     let (mut twin, _) = accepted(&broker, connect(V5, "stuck")).await;
-    eventually(|| starling_broker::stats::Stats::get(&broker.broker.stats.clients_connected) == 1)
-        .await;
+    eventually(|| Stats::get(&broker.broker.stats.clients_connected) == 1).await;
     sync(&mut twin).await;
     broker.stop().await;
 }

@@ -159,8 +159,8 @@ async fn v5_disconnect_with_will_message_publishes_the_will() {
 async fn will_qos_and_retain_are_respected() {
     // The will goes out at its Will QoS (capped by the subscription,
     // [MQTT-3.8.4-8]); [MQTT-3.1.2-15]: Will Retain 1 makes it a retained
-    // message a later subscriber receives with RETAIN 1 ([MQTT-3.3.1-9]);
-    // [MQTT-3.1.2-14]: Will Retain 0 does not.
+    // message, which [MQTT-3.3.1-9] a later subscriber receives (with RETAIN 1,
+    // §3.3.1.3); [MQTT-3.1.2-14]: Will Retain 0 does not.
     let broker = TestBroker::start().await;
     let mut wills = watcher(&broker, "watcher", "wills/#").await;
     for version in [V3_1_1, V5] {

@@ -88,7 +88,8 @@ pub struct Config {
     pub retain_available: bool,
     /// Accept a zero-length client identifier (assigning one).
     pub allow_zero_length_clientid: bool,
-    /// How long a 3.x persistent session outlives its connection; `None` is forever.
+    /// How long a 3.x persistent session (or a v5 one with an expiry of 0xFFFFFFFF)
+    /// outlives its connection; `None` is forever.
     pub persistent_client_expiration: Option<Duration>,
     /// Deliver at the subscription's QoS rather than the lower of it and the publication's.
     pub upgrade_outgoing_qos: bool,
