@@ -16,7 +16,12 @@ pub(crate) struct BrokerArgs {
     #[arg(short = 'c', long = "config-file", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Port of the default listener (127.0.0.1 and ::1) when the configuration has none.
-    #[arg(short = 'p', long = "port", value_name = "PORT", default_value_t = 1883)]
+    #[arg(
+        short = 'p',
+        long = "port",
+        value_name = "PORT",
+        default_value_t = 1883
+    )]
     port: u16,
     /// Log every packet in and out.
     #[arg(short = 'v', long = "verbose")]
@@ -24,12 +29,19 @@ pub(crate) struct BrokerArgs {
 }
 
 pub(crate) fn main(args: BrokerArgs) -> ExitCode {
-    crate::logging::init(args.verbose);
+    // Configuration problems go straight to stderr: logging is configured by
+    // the file being read.
     let config = match load(&args) {
         Ok(config) => config,
         Err(()) => return ExitCode::from(1),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    for problem in crate::logging::init(&config.logging) {
+        warn!("Warning: {problem}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             error!("Error: cannot start the runtime: {e}");
@@ -53,15 +65,20 @@ fn load(args: &BrokerArgs) -> Result<Config, ()> {
         Some(path) => match config::load(path) {
             Ok((config, report)) => {
                 for warning in &report.warnings {
-                    warn!("Warning: {warning}");
+                    eprintln!("Warning: {warning}");
                 }
                 config
             }
             Err(report) => {
-                for problem in &report.errors {
-                    error!("Error: {problem}");
+                for warning in &report.warnings {
+                    eprintln!("Warning: {warning}");
                 }
-                error!("Error found at {} in configuration file.", report.errors.len());
+                for problem in &report.errors {
+                    eprintln!("Error: {problem}");
+                }
+                let n = report.errors.len();
+                let plural = if n == 1 { "" } else { "s" };
+                eprintln!("{n} error{plural} in the configuration; not starting.");
                 return Err(());
             }
         },
@@ -93,13 +110,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
