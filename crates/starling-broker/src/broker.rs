@@ -18,7 +18,8 @@ use parking_lot::{Mutex, RwLock};
 use starling_proto::{MqttString, QoS, TopicFilter};
 use tokio::sync::{oneshot, Notify};
 
-use crate::config::Config;
+use crate::auth::{Auth, AuthState};
+use crate::config::{Config, ConfigProblem, ConfigReport};
 use crate::message::{Delivery, Message, SessionId};
 use crate::retained::RetainedStore;
 use crate::router::{Router, Subscription};
@@ -102,6 +103,17 @@ pub enum Expiry {
     Never,
 }
 
+/// What [`Broker::reload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Problems in the password file or ACL that did not stop the reload.
+    pub warnings: Vec<ConfigProblem>,
+    /// The file changes settings other than the reloaded ones (password_file,
+    /// acl_file, allow_anonymous, allow_zero_length_clientid, auto_id_prefix,
+    /// per_listener_settings): those take effect at the next start.
+    pub restart_needed: bool,
+}
+
 /// The shared broker state.
 #[derive(Debug)]
 pub struct Broker {
@@ -115,12 +127,40 @@ pub struct Broker {
     next_id: AtomicU64,
     /// When the broker started.
     pub started: Instant,
+    /// Password file, ACL, failed-login records; replaced by [`Broker::reload`].
+    pub auth: Auth,
+    /// The TLS listeners being served, for [`Broker::reload_tls`].
+    pub(crate) tls: crate::transport::TlsRegistry,
 }
 
 impl Broker {
-    /// A broker with `config` and no state.
+    /// A broker with `config` and no state. The password and ACL files are
+    /// read now; one that cannot be read is logged, and the scope that names
+    /// it refuses every client (for a password file) or every access (for an
+    /// ACL). The binary loads them with [`AuthState::load`] first, to refuse
+    /// to start instead.
     pub fn new(config: Config) -> Arc<Broker> {
+        let state = match AuthState::load(&config) {
+            Ok((state, report)) => {
+                for problem in &report.warnings {
+                    tracing::warn!("Warning: {problem}");
+                }
+                state
+            }
+            Err(report) => {
+                for problem in &report.errors {
+                    tracing::error!("Error: {problem}");
+                }
+                AuthState::fail_closed(&config)
+            }
+        };
+        Broker::with_auth(config, state)
+    }
+
+    /// A broker with `config` and the password and ACL files already loaded.
+    pub fn with_auth(config: Config, auth: AuthState) -> Arc<Broker> {
         Arc::new(Broker {
+            auth: Auth::new(auth, &config),
             config,
             router: RwLock::new(Router::new()),
             retained: RwLock::new(RetainedStore::new()),
@@ -128,6 +168,7 @@ impl Broker {
             stats: Stats::default(),
             next_id: AtomicU64::new(1),
             started: Instant::now(),
+            tls: Default::default(),
         })
     }
 
@@ -151,15 +192,50 @@ impl Broker {
         })
     }
 
-    /// A client identifier for a client that sent an empty one: unique for this
-    /// broker's lifetime and unlikely to meet one from an earlier run.
-    pub fn assign_client_id(&self) -> MqttString {
+    /// A client identifier for a client that sent an empty one, starting with
+    /// `prefix` (`auto_id_prefix`): unique for this broker's lifetime and
+    /// unlikely to meet one from an earlier run.
+    pub fn assign_client_id(&self, prefix: &str) -> MqttString {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let id = format!("auto-{:016X}-{n}", seed ^ (self as *const Self as u64));
-        MqttString::try_from(id).expect("ASCII client id")
+        let id = format!("{prefix}{:016X}-{n}", seed ^ (self as *const Self as u64));
+        MqttString::try_from(id).expect("a prefix from the configuration is a valid string")
+    }
+
+    /// Applies what a reload signal re-reads from `config`: the password and
+    /// ACL files and the settings `per_listener_settings` scopes. The files are
+    /// read before anything changes: if one cannot be used, the settings in
+    /// force stay and the errors come back. Connected clients keep their login
+    /// (as in Mosquitto); every later check uses the new files, deliveries of
+    /// queued messages included, and anonymous clients are disconnected if
+    /// they are no longer allowed.
+    pub fn reload(&self, config: &Config) -> Result<Reloaded, ConfigReport> {
+        let (state, report) = AuthState::load(config)?;
+        self.auth.replace(state);
+        let listeners_changed = config.listeners.len() != self.config.listeners.len()
+            || config
+                .listeners
+                .iter()
+                .zip(&self.config.listeners)
+                .any(|(new, old)| new.bind != old.bind || new.settings != old.settings);
+        let mut unchanged = config.clone();
+        unchanged.listeners.clone_from(&self.config.listeners);
+        unchanged.allow_anonymous = self.config.allow_anonymous;
+        unchanged.allow_zero_length_clientid = self.config.allow_zero_length_clientid;
+        unchanged
+            .auto_id_prefix
+            .clone_from(&self.config.auto_id_prefix);
+        unchanged
+            .password_file
+            .clone_from(&self.config.password_file);
+        unchanged.acl_file.clone_from(&self.config.acl_file);
+        unchanged.per_listener_settings = self.config.per_listener_settings;
+        Ok(Reloaded {
+            warnings: report.warnings,
+            restart_needed: listeners_changed || unchanged != self.config,
+        })
     }
 
     /// Number of sessions, online or not.
@@ -481,7 +557,16 @@ impl Broker {
         match outcome {
             Enqueued::First => session.wake.notify_one(),
             Enqueued::Behind | Enqueued::Skipped => {}
-            Enqueued::Dropped => Stats::add(&self.stats.publish_dropped, 1),
+            Enqueued::Dropped { first } => {
+                Stats::add(&self.stats.publish_dropped, 1);
+                if first {
+                    // Mosquitto's words, once per episode rather than per message.
+                    tracing::info!(
+                        "Outgoing messages are being dropped for client {}.",
+                        session.client_id
+                    );
+                }
+            }
         }
     }
 

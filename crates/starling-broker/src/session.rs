@@ -66,8 +66,12 @@ pub enum Enqueued {
     Behind,
     /// Not queued: a QoS 0 message for an offline session.
     Skipped,
-    /// Not queued: the queue is full. Counted in `dropped`.
-    Dropped,
+    /// Not queued: the queue is full. Counted in `dropped`; `first` when the
+    /// previous offer was queued, so a log line can mark where dropping began.
+    Dropped {
+        /// The first drop since a message was last queued.
+        first: bool,
+    },
 }
 
 /// The server-side state of one session.
@@ -88,6 +92,8 @@ pub struct SessionState {
     online: bool,
     /// Messages dropped because the queue was full.
     pub dropped: u64,
+    /// Whether the last offer was dropped.
+    dropping: bool,
 }
 
 impl SessionState {
@@ -105,6 +111,7 @@ impl SessionState {
             limits,
             online: false,
             dropped: 0,
+            dropping: false,
         }
     }
 
@@ -144,8 +151,10 @@ impl SessionState {
                 .is_some_and(|max| self.queued_bytes + size > max);
         if full {
             self.dropped += 1;
-            return Enqueued::Dropped;
+            let first = !std::mem::replace(&mut self.dropping, true);
+            return Enqueued::Dropped { first };
         }
+        self.dropping = false;
         self.queued_bytes += size;
         self.queue.push_back(delivery);
         if self.queue.len() == 1 {
@@ -379,9 +388,13 @@ mod tests {
         assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, "3")), Enqueued::Behind);
         assert_eq!(
             s.enqueue(delivery(QoS::AtLeastOnce, "4")),
-            Enqueued::Dropped
+            Enqueued::Dropped { first: true }
         );
-        assert_eq!(s.dropped, 1);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce, "5")),
+            Enqueued::Dropped { first: false }
+        );
+        assert_eq!(s.dropped, 2);
         assert_eq!(s.queued(), 3);
     }
 
