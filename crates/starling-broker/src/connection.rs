@@ -25,14 +25,23 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
+use crate::auth::acl::Client as AclClient;
+use crate::auth::{Login, Scope};
 use crate::broker::{Broker, Expiry, SessionHandle};
 use crate::message::{Delivery, Message};
+use crate::rate::RateLimit;
 use crate::router::Subscription;
 use crate::session::Resend;
 use crate::stats::Stats;
+use crate::transport::{CertificateUser, ConnectionInfo};
 
-/// How long a new connection may take to send CONNECT.
+/// How long a new connection may take to send CONNECT by default
+/// (`connect_timeout` in the configuration).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bounds of the adaptive read size.
+const MIN_READ_SIZE: usize = 256;
+const MAX_READ_SIZE: usize = 64 * 1024;
 
 /// Packets encoded per lock of the session before the buffer is written.
 const DRAIN_BATCH: usize = 256;
@@ -59,22 +68,37 @@ enum End {
     Abandoned(ReasonCode),
 }
 
-/// Serves one accepted connection until it ends.
+/// Serves one accepted connection from `peer` until it ends.
 pub async fn serve<S>(
     broker: Arc<Broker>,
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let info = ConnectionInfo::plain(peer, broker.config.connect_timeout);
+    serve_with(broker, stream, info, shutdown).await;
+}
+
+/// Serves one connection whose transport is set up (TLS, WebSocket, PROXY
+/// header: `info` says what they gave) until it ends.
+pub async fn serve_with<S>(
+    broker: Arc<Broker>,
+    mut stream: S,
+    info: ConnectionInfo,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let peer = info.peer;
     let mut read_buf = BytesMut::new();
     let mut decoder = Decoder::new(Role::Server, ProtocolVersion::V3_1_1);
     if let Some(max) = broker.config.max_packet_size {
         decoder = decoder.with_max_packet_size(max.get());
     }
-    let first = tokio::time::timeout(
-        CONNECT_TIMEOUT,
+    let first = tokio::time::timeout_at(
+        info.connect_deadline,
         read_packet(&mut stream, &mut read_buf, &mut decoder, &broker.stats),
     )
     .await;
@@ -93,6 +117,7 @@ pub async fn serve<S>(
             // an unknown version can be expected to read.
             info!("Client <unknown> from {peer} asked for unsupported protocol level {level}.");
             let _ = stream.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
+            close(&mut stream).await;
             return;
         }
         Ok(Err(e)) => {
@@ -101,14 +126,19 @@ pub async fn serve<S>(
         }
         Ok(Ok(None)) => return,
         Err(_) => {
-            info!("Client <unknown> from {peer} sent no CONNECT within {CONNECT_TIMEOUT:?}, disconnecting.");
+            info!(
+                "Client <unknown> from {peer} sent no CONNECT within {:?}, disconnecting.",
+                broker.config.connect_timeout
+            );
             return;
         }
     };
     let kick = Arc::new(Notify::new());
     let Some(mut conn) =
-        Connection::accept(&broker, *connect, peer, Arc::clone(&kick), &mut stream).await
+        Connection::accept(&broker, *connect, &info, Arc::clone(&kick), &mut stream).await
     else {
+        // The refusing CONNACK must reach the client through TLS or WebSocket.
+        close(&mut stream).await;
         return;
     };
     decoder.set_version(conn.version);
@@ -122,6 +152,16 @@ pub async fn serve<S>(
         )
         .await;
     conn.finish(end, &mut stream).await;
+}
+
+/// Flushes what was written and shuts the stream down, within
+/// [`FINAL_WRITE_TIMEOUT`].
+async fn close<S: AsyncWrite + Unpin>(stream: &mut S) {
+    let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, async {
+        let _ = stream.flush().await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Reads until one packet is decoded, the peer closes (`None`) or an error.
@@ -168,9 +208,24 @@ struct Connection {
     alias_out_max: u16,
     out: BytesMut,
     log_packets: bool,
+    /// How much to read at once: see `run`.
+    read_size: usize,
     /// The client's Request Problem Information: whether Reason Strings may go
     /// on acknowledgements [MQTT-3.1.2-29].
     problem_info: bool,
+    /// `max_publish_rate`: this client's token bucket.
+    rate: Option<RateLimit>,
+    /// A 3.x client over its rate: nothing more is read from it until then
+    /// (backpressure).
+    paused_until: Option<tokio::time::Instant>,
+    /// The listener's bound address: which security scope applies.
+    listener: SocketAddr,
+    /// The user name the client logged in with (or its certificate gave).
+    username: Option<String>,
+    /// The password file, ACL and settings in force for this client; replaced
+    /// when a reload is announced on `reloads`.
+    scope: Arc<Scope>,
+    reloads: watch::Receiver<u64>,
 }
 
 impl Connection {
@@ -178,11 +233,12 @@ impl Connection {
     /// what a resumed session must send again. `None` if the client was refused.
     async fn accept<S: AsyncWrite + Unpin>(
         broker: &Arc<Broker>,
-        connect: Connect,
-        peer: SocketAddr,
+        mut connect: Connect,
+        info: &ConnectionInfo,
         kick: Arc<Notify>,
         stream: &mut S,
     ) -> Option<Connection> {
+        let peer = info.peer;
         let version = connect.protocol;
         let config = &broker.config;
         let refuse = |reason: ReasonCode| {
@@ -194,12 +250,15 @@ impl Connection {
             let _ = Packet::ConnAck(connack).encode(version, &mut buf);
             buf
         };
+        let mut reloads = broker.auth.subscribe_reloads();
+        reloads.mark_unchanged();
+        let scope = Arc::clone(broker.auth.state().scope(Some(info.listener.bind)));
         let mut client_id = connect.client_id.clone();
         let mut assigned = None;
         if client_id.is_empty() {
             // [MQTT-3.1.3-8]: 3.1.1 refuses an empty id with a persistent session;
             // 3.1 requires an id.
-            let allowed = config.allow_zero_length_clientid
+            let allowed = scope.settings.allow_zero_length_clientid
                 && version != ProtocolVersion::V3_1
                 && (version.is_v5() || connect.clean_start);
             if !allowed {
@@ -209,11 +268,51 @@ impl Connection {
                     .await;
                 return None;
             }
-            client_id = broker.assign_client_id();
+            client_id = broker.assign_client_id(&scope.settings.auto_id_prefix);
             assigned = version.is_v5().then(|| client_id.clone());
         }
-        if !config.allow_anonymous && connect.username.is_none() {
-            info!("Client {client_id} from {peer} refused: not authorised.");
+        // use_identity_as_username / use_subject_as_username: the certificate
+        // names the user, instead of CONNECT (mosquitto.conf(5)).
+        match &info.certificate_user {
+            CertificateUser::NotUsed => {}
+            CertificateUser::Name(name) => match MqttString::try_from(name.as_str()) {
+                Ok(name) => connect.username = Some(name),
+                Err(_) => {
+                    info!("Client {client_id} from {peer} refused: certificate user name is not an MQTT string.");
+                    let _ = stream.write_all(&refuse(ReasonCode::NOT_AUTHORIZED)).await;
+                    return None;
+                }
+            },
+            CertificateUser::Missing => {
+                info!("Client {client_id} from {peer} refused: no client certificate to take a user name from.");
+                let _ = stream.write_all(&refuse(ReasonCode::NOT_AUTHORIZED)).await;
+                return None;
+            }
+        }
+        let username = connect.username.as_ref().map(|u| u.as_str().to_owned());
+        let login = match info.certificate_user {
+            // The certificate authenticated the client; no password is checked.
+            CertificateUser::Name(_) => Login::Allowed,
+            _ => {
+                broker
+                    .auth
+                    .login(
+                        &scope,
+                        peer,
+                        username.as_deref(),
+                        connect.password.as_deref(),
+                    )
+                    .await
+            }
+        };
+        if login != Login::Allowed {
+            // Mosquitto's answer to every refusal: 5 / 0x87, nothing that tells
+            // which of the user name and the password was wrong.
+            let user = username
+                .as_deref()
+                .map(|u| format!(" (u'{u}')"))
+                .unwrap_or_default();
+            info!("Client {client_id} from {peer}{user} refused: not authorised.");
             let _ = stream.write_all(&refuse(ReasonCode::NOT_AUTHORIZED)).await;
             return None;
         }
@@ -279,7 +378,16 @@ impl Connection {
             },
             out: BytesMut::new(),
             log_packets: config.logging.packets,
+            read_size: MIN_READ_SIZE,
             problem_info: props.request_problem_information.unwrap_or(true),
+            rate: config
+                .max_publish_rate
+                .map(|rate| RateLimit::new(rate, Instant::now())),
+            paused_until: None,
+            listener: info.listener.bind,
+            username,
+            scope,
+            reloads,
         };
         let mut properties = ConnAckProperties::default();
         if version.is_v5() {
@@ -327,6 +435,11 @@ impl Connection {
             let resend = conn.session.state.lock().resend(conn.window);
             for item in resend {
                 match item {
+                    // Sent before, but read access may have been taken away
+                    // since (a reload, or a login as another user).
+                    Resend::Publish(id, delivery) if !conn.may_read(&delivery) => {
+                        conn.forget_inflight(id, delivery.qos);
+                    }
                     Resend::Publish(id, delivery) => conn.send_delivery(delivery, Some(id), true),
                     Resend::PubRel(id) => conn.send(Packet::PubRel(PubRel::new(id))),
                 }
@@ -364,9 +477,19 @@ impl Connection {
             if more {
                 continue;
             }
-            if read_buf.capacity() - read_buf.len() < 512 {
-                read_buf.reserve(4096);
+            // The read buffer follows the traffic: it doubles while reads fill
+            // it and falls back to a few hundred bytes for a quiet client, so
+            // idle connections hold almost no memory.
+            if read_buf.is_empty() && read_buf.capacity() > 2 * self.read_size {
+                *read_buf = BytesMut::new();
             }
+            if read_buf.capacity() - read_buf.len() < self.read_size / 2 {
+                read_buf.reserve(self.read_size);
+            }
+            let room = read_buf.capacity() - read_buf.len();
+            // A 3.x client over `max_publish_rate` is not read from until its
+            // bucket has refilled; nor is its keep alive counted meanwhile.
+            let resume = self.paused_until;
             // Every arm is cancel-safe: `read_buf` reads into the buffer or not
             // at all, and `Notify` keeps a permit for a wake-up that comes while
             // another arm runs.
@@ -379,30 +502,44 @@ impl Connection {
                 _ = shutdown.changed() => {
                     return End::Server(ReasonCode::SERVER_SHUTTING_DOWN, String::new());
                 }
-                read = stream.read_buf(read_buf) => {
+                read = stream.read_buf(read_buf), if resume.is_none() => {
                     match read {
                         Ok(0) => return End::Closed,
                         Err(e) => return End::Io(e),
-                        Ok(n) => Stats::add(&self.broker.stats.bytes_received, n as u64),
+                        Ok(n) => {
+                            Stats::add(&self.broker.stats.bytes_received, n as u64);
+                            if n == room {
+                                self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
+                            } else if n < self.read_size / 4 {
+                                self.read_size = (self.read_size / 2).max(MIN_READ_SIZE);
+                            }
+                        }
                     }
                     if let Some(k) = keep_alive {
                         deadline.as_mut().reset(tokio::time::Instant::now() + k);
                     }
-                    loop {
-                        match decoder.decode(read_buf) {
-                            Ok(Some(packet)) => {
-                                Stats::add(&self.broker.stats.packets_received, 1);
-                                if let Err(end) = self.handle(packet, Instant::now()) {
-                                    return end;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return End::Server(e.reason_code(), e.to_string()),
-                        }
+                    if let Err(end) = self.handle_buffered(read_buf, decoder) {
+                        return end;
+                    }
+                }
+                () = sleep_until(resume) => {
+                    self.paused_until = None;
+                    if let Some(k) = keep_alive {
+                        deadline.as_mut().reset(tokio::time::Instant::now() + k);
+                    }
+                    if let Err(end) = self.handle_buffered(read_buf, decoder) {
+                        return end;
                     }
                 }
                 _ = self.session.wake.notified() => {}
-                _ = &mut deadline, if keep_alive.is_some() => {
+                // A reload of the password and ACL files (`Broker::reload`).
+                // Cancel-safe: the value is marked seen only when this completes.
+                Ok(()) = self.reloads.changed() => {
+                    if let Some(end) = self.reloaded() {
+                        return end;
+                    }
+                }
+                _ = &mut deadline, if keep_alive.is_some() && resume.is_none() => {
                     info!("Client {} has exceeded timeout, disconnecting.", self.client_id);
                     return End::Server(ReasonCode::KEEP_ALIVE_TIMEOUT, String::new());
                 }
@@ -410,15 +547,38 @@ impl Connection {
         }
     }
 
+    /// Decodes and handles the packets in `read_buf`, stopping early when a
+    /// 3.x client went over its rate (the rest waits for the pause to end).
+    fn handle_buffered(
+        &mut self,
+        read_buf: &mut BytesMut,
+        decoder: &mut Decoder,
+    ) -> Result<(), End> {
+        while self.paused_until.is_none() {
+            match decoder.decode(read_buf) {
+                Ok(Some(packet)) => {
+                    Stats::add(&self.broker.stats.packets_received, 1);
+                    self.handle(packet, Instant::now())?;
+                }
+                Ok(None) => break,
+                Err(e) => return Err(End::Server(e.reason_code(), e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
     async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
         stream.write_all(&self.out).await?;
+        // TLS and WebSocket streams hold written bytes until flushed.
+        stream.flush().await?;
         Stats::add(&self.broker.stats.bytes_sent, self.out.len() as u64);
         self.out.clear();
-        // Do not keep a burst's buffer for an idle connection.
-        if self.out.capacity() > 64 * 1024 {
+        // Do not keep a burst's buffer for an idle connection: one allocation
+        // per written batch is cheap, a buffer per idle client is not.
+        if self.out.capacity() > MIN_READ_SIZE {
             self.out = BytesMut::new();
         }
         Ok(())
@@ -461,7 +621,16 @@ impl Connection {
             let _ = stream.shutdown().await;
         })
         .await;
-        let will = self.will.take().filter(|_| publish_will).map(|will| {
+        // The will is checked as a publish when it is published, as Mosquitto
+        // does (a delayed will: when its connection ends).
+        let will = self.will.take().filter(|_| publish_will).filter(|will| {
+            let allowed = self.scope.may_publish(&self.acl_client(), &will.topic);
+            if !allowed {
+                debug!("Denied will of {} to '{}'", self.client_id, will.topic);
+            }
+            allowed
+        });
+        let will = will.map(|will| {
             let delay =
                 Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
             (will_message(will, &self.broker), delay)
@@ -525,12 +694,27 @@ impl Connection {
             while batch.len() < DRAIN_BATCH {
                 // PUBLISHes held back at resume go first, in their order.
                 if let Some((id, delivery)) = state.next_held(self.window) {
-                    batch.push((delivery, Some(id), true));
+                    if self.may_read(&delivery) {
+                        batch.push((delivery, Some(id), true));
+                    } else {
+                        forget_inflight(&mut state, id, delivery.qos);
+                    }
                     continue;
                 }
                 let Some(delivery) = state.next_ready(self.window, now) else {
                     break;
                 };
+                // Every delivery is checked against the ACL in force now: live,
+                // retained, queued while offline, or handed over by a shared
+                // group (mosquitto.conf(5) acl_file: "Existing subscriptions
+                // will be affected after the reload").
+                if !self.may_read(&delivery) {
+                    debug!(
+                        "Denied delivery of '{}' to {}",
+                        delivery.message.topic, self.client_id
+                    );
+                    continue;
+                }
                 // A message too large for this client is dropped for it alone
                 // [MQTT-3.1.2-25]. Only a client that set a limit pays for the check.
                 if self.max_packet_size != u32::MAX {
@@ -554,6 +738,41 @@ impl Connection {
             self.send_delivery(delivery, id, dup);
         }
         more
+    }
+
+    /// The client as the ACL sees it.
+    fn acl_client(&self) -> AclClient<'_> {
+        AclClient {
+            client_id: self.client_id.as_str(),
+            username: self.username.as_deref(),
+        }
+    }
+
+    /// Whether the ACL in force lets this client receive `delivery`.
+    fn may_read(&self, delivery: &Delivery) -> bool {
+        !self.scope.checks_reads()
+            || self
+                .scope
+                .may_read(&self.acl_client(), &delivery.message.topic)
+    }
+
+    /// Drops a message in flight that may no longer be sent again.
+    fn forget_inflight(&self, id: PacketId, qos: QoS) {
+        forget_inflight(&mut self.session.state.lock(), id, qos);
+    }
+
+    /// A reload was announced: takes the new scope, and disconnects an
+    /// anonymous client that is no longer allowed (as Mosquitto's
+    /// `mosquitto_security_apply_default`); logged-in clients stay.
+    fn reloaded(&mut self) -> Option<End> {
+        self.scope = Arc::clone(self.broker.auth.state().scope(Some(self.listener)));
+        if self.username.is_none() && !self.scope.settings.allow_anonymous {
+            return Some(End::Server(
+                ReasonCode::NOT_AUTHORIZED,
+                "anonymous clients are no longer allowed".into(),
+            ));
+        }
+        None
     }
 
     fn build_publish(
@@ -728,6 +947,22 @@ impl Connection {
 
     fn handle_publish(&mut self, mut publish: Publish, now: Instant) -> Result<(), End> {
         Stats::add(&self.broker.stats.messages_received, 1);
+        if let Some(Err(wait)) = self.rate.as_mut().map(|rate| rate.take(now)) {
+            if self.version.is_v5() {
+                // MQTT 5.0 §3.14.2.1: 0x96 Message rate too high, in DISCONNECT
+                // (it is not one of PUBACK's reason codes).
+                return Err(End::Server(
+                    ReasonCode::MESSAGE_RATE_TOO_HIGH,
+                    format!(
+                        "more than {} PUBLISH per second (max_publish_rate)",
+                        self.broker.config.max_publish_rate.map_or(0, |r| r.get())
+                    ),
+                ));
+            }
+            // 3.x cannot be told: this message goes through, and reading stops
+            // until the bucket is out of debt.
+            self.paused_until = Some(tokio::time::Instant::now() + wait);
+        }
         let config = &self.broker.config;
         if let Some(alias) = publish.properties.topic_alias {
             // [MQTT-3.3.2-9, MQTT-3.3.2-10]
@@ -773,6 +1008,19 @@ impl Connection {
         {
             // [MQTT-3.3.2-4]: the payload is said to be UTF-8 and is not.
             Some(ReasonCode::PAYLOAD_FORMAT_INVALID)
+        } else if !self.scope.may_publish(&self.acl_client(), &publish.topic) {
+            // v5: PUBACK / PUBREC 0x87; 3.x: acknowledged and dropped
+            // (`send_ack`), as Mosquitto does.
+            debug!(
+                "Denied PUBLISH from {} (d{}, q{}, r{}, '{}', ... ({} bytes))",
+                self.client_id,
+                u8::from(publish.dup),
+                publish.delivery.qos().as_u8(),
+                u8::from(publish.retain),
+                publish.topic,
+                publish.payload.len()
+            );
+            Some(ReasonCode::NOT_AUTHORIZED)
         } else {
             None
         };
@@ -868,6 +1116,16 @@ impl Connection {
         let mut retained = Vec::new();
         let id = subscribe.properties.subscription_identifier;
         for (filter, options) in subscribe.filters {
+            if !self.scope.may_subscribe(&self.acl_client(), &filter) {
+                // SUBACK 0x80 Failure (3.1.1) / 0x87 Not authorized (v5), per filter.
+                debug!("Denied SUBSCRIBE from {} to '{filter}'", self.client_id);
+                codes.push(if self.version.is_v5() {
+                    ReasonCode::NOT_AUTHORIZED
+                } else {
+                    ReasonCode::UNSPECIFIED_ERROR
+                });
+                continue;
+            }
             let granted = self.broker.granted_qos(options.qos);
             let options = SubscriptionOptions {
                 qos: granted,
@@ -930,6 +1188,23 @@ impl Connection {
             reason_codes,
             properties: Default::default(),
         }));
+    }
+}
+
+/// Removes message `id` from the in-flight ones, whatever its QoS flow.
+fn forget_inflight(state: &mut crate::session::SessionState, id: PacketId, qos: QoS) {
+    if qos == QoS::ExactlyOnce {
+        state.handle_pubrec(id, true);
+    } else {
+        state.handle_puback(id);
+    }
+}
+
+/// Completes at `at`, or never without one (a `select!` arm that is off).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

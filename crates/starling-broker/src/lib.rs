@@ -9,21 +9,27 @@
 //! - [`broker`]: the state every connection shares, session lifecycles, routing;
 //! - [`connection`]: one client connection, CONNECT to close;
 //! - [`server`]: listeners, accept loops, shutdown;
+//! - [`transport`]: what a listener does before MQTT: PROXY header, TLS,
+//!   WebSocket upgrade; [`rate`]: the per-client PUBLISH rate limit;
 //! - [`sys`]: `$SYS` statistics; [`stats`]: the counters behind them;
+//! - [`auth`]: password file, ACL file, failed-login slow-down, hot reload;
 //! - [`config`]: the configuration and its two file syntaxes;
 //! - [`log`]: packet summaries for `-v`.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod log;
 pub mod message;
+pub mod rate;
 pub mod retained;
 pub mod router;
 pub mod server;
 pub mod session;
 pub mod stats;
 pub mod sys;
+pub mod transport;
 
 pub use broker::Broker;
 pub use config::Config;

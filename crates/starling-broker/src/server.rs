@@ -2,6 +2,12 @@
 //! task per connection, and shuts down gracefully when told to. Like
 //! mini-redis's `server::run`, it takes its listeners and its shutdown signal as
 //! arguments, so tests bind port 0 and stop it when they are done.
+//!
+//! Each accepted connection is held to two `max_connections` limits, the
+//! broker's and its listener's (a refused one is closed at once, as Mosquitto
+//! does), and to `connect_timeout`: from the accept, its PROXY header, TLS and
+//! WebSocket handshakes ([`crate::transport`]) and its CONNECT must all arrive
+//! within it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,12 +15,13 @@ use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{error, info};
 
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection;
+use crate::transport::{Endpoint, Opened};
 
 /// Serves MQTT on `listeners` until `shutdown` completes; then stops accepting,
 /// sends v5 clients DISCONNECT 0x8B (Server shutting down), and returns once
@@ -31,6 +38,14 @@ pub async fn run(
 
 /// As [`run`], with a broker the caller made (and may inspect).
 pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: impl Future) {
+    let endpoints = listeners.into_iter().map(Endpoint::plain).collect();
+    serve_endpoints(broker, endpoints, shutdown).await;
+}
+
+/// As [`serve`], with listeners of any kind (TLS, WebSockets, PROXY protocol,
+/// their own `max_connections`). Their TLS certificates are reloaded by
+/// [`Broker::reload_tls`].
+pub async fn serve_endpoints(broker: Arc<Broker>, endpoints: Vec<Endpoint>, shutdown: impl Future) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let limit = broker
         .config
@@ -40,19 +55,37 @@ pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: i
         tokio::spawn(crate::sys::run(Arc::clone(&broker), interval));
     }
     let mut accepts = tokio::task::JoinSet::new();
-    for listener in listeners {
-        if let Ok(addr) = listener.local_addr() {
-            info!(
-                "Opening ipv{} listen socket on port {}.",
-                if addr.is_ipv4() { 4 } else { 6 },
-                addr.port()
-            );
+    // A listener's `max_connections` counts every socket it binds (`listener
+    // 1883` binds 0.0.0.0 and ::): sockets on the same port with the same
+    // settings share one limit.
+    let endpoints: Vec<Arc<Endpoint>> = endpoints.into_iter().map(Arc::new).collect();
+    let mut groups: Vec<(u16, &crate::config::ListenerSettings, Arc<Semaphore>)> = Vec::new();
+    let mut limits_of = Vec::with_capacity(endpoints.len());
+    for endpoint in &endpoints {
+        let port = endpoint.local_addr().map_or(0, |a| a.port());
+        let settings = &endpoint.listener.settings;
+        let listener_limit = settings.max_connections.map(|n| {
+            match groups.iter().find(|(p, s, _)| *p == port && *s == settings) {
+                Some((_, _, shared)) => Arc::clone(shared),
+                None => {
+                    let own = Arc::new(Semaphore::new(n));
+                    groups.push((port, settings, Arc::clone(&own)));
+                    own
+                }
+            }
+        });
+        limits_of.push(listener_limit);
+    }
+    for (endpoint, listener_limit) in endpoints.iter().zip(limits_of) {
+        info!("Opening {}.", endpoint.describe());
+        if let (Some(tls), Ok(addr)) = (&endpoint.tls, endpoint.local_addr()) {
+            broker.tls.register(addr, tls);
         }
         accepts.spawn(accept_loop(
             Arc::clone(&broker),
-            listener,
+            Arc::clone(endpoint),
             stop_rx.clone(),
-            limit.clone(),
+            [limit.clone(), listener_limit],
         ));
     }
     shutdown.await;
@@ -82,16 +115,17 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// Accepts on one endpoint; `limits` are the broker's and its listener's.
 async fn accept_loop(
     broker: Arc<Broker>,
-    listener: TcpListener,
+    endpoint: Arc<Endpoint>,
     mut stop: watch::Receiver<bool>,
-    limit: Option<Arc<Semaphore>>,
+    limits: [Option<Arc<Semaphore>>; 2],
 ) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = endpoint.socket.accept() => accepted,
             _ = stop.changed() => break,
             // Reap finished connection tasks so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
@@ -105,23 +139,64 @@ async fn accept_loop(
                 continue;
             }
         };
-        let permit = match &limit {
-            Some(limit) => match Arc::clone(limit).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    info!("Refusing connection from {peer}: max_connections reached.");
-                    continue;
-                }
-            },
-            None => None,
+        let Ok(permits) = acquire(&limits) else {
+            info!("Refusing connection from {peer}: max_connections reached.");
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let broker = Arc::clone(&broker);
+        let endpoint = Arc::clone(&endpoint);
         let stop = stop.clone();
         connections.spawn(async move {
-            connection::serve(broker, stream, peer, stop).await;
-            drop(permit);
+            open_and_serve(broker, &endpoint, stream, peer, stop).await;
+            drop(permits);
         });
     }
     while connections.join_next().await.is_some() {}
+}
+
+/// A slot under every limit, or `Err` if one is full.
+fn acquire(limits: &[Option<Arc<Semaphore>>]) -> Result<Vec<OwnedSemaphorePermit>, ()> {
+    limits
+        .iter()
+        .flatten()
+        .map(|limit| Arc::clone(limit).try_acquire_owned().map_err(drop))
+        .collect()
+}
+
+/// Takes one accepted connection through its listener's transport stages,
+/// then serves MQTT on it.
+async fn open_and_serve(
+    broker: Arc<Broker>,
+    endpoint: &Endpoint,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let timeout = broker.config.connect_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let max_packet = broker
+        .config
+        .max_packet_size
+        .map_or(starling_transport::MAX_MQTT_PACKET, |max| {
+            max.get() as usize
+        });
+    // Dropping `open` on shutdown or at the deadline closes the socket; what it
+    // had read is lost with the connection, so it need not be cancel-safe.
+    let opened = tokio::select! {
+        opened = tokio::time::timeout_at(deadline, endpoint.open(stream, peer, max_packet, deadline)) => opened,
+        _ = stop.changed() => return,
+    };
+    match opened {
+        Ok(Ok((Opened::Tcp(stream), info))) => {
+            connection::serve_with(broker, stream, info, stop).await
+        }
+        Ok(Ok((Opened::Boxed(stream), info))) => {
+            connection::serve_with(broker, stream, info, stop).await
+        }
+        Ok(Err(e)) => info!("Client <unknown> from {peer} refused: {e}."),
+        Err(_) => info!(
+            "Client <unknown> from {peer} did not complete its handshake within {timeout:?}, disconnecting."
+        ),
+    }
 }

@@ -1,8 +1,16 @@
-//! Connection limits: `max_connections`.
+//! Limits: `max_connections` (broker-wide and per listener),
+//! `connect_timeout` (a connection that sends no CONNECT is closed) and
+//! `max_publish_rate` (v5: DISCONNECT 0x96; 3.x: read more slowly).
 
 mod common;
+mod pki;
+mod transports;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 use common::*;
+use starling_broker::config::ListenerSettings;
 use starling_broker::Config;
 use starling_proto::{ProtocolVersion, ReasonCode};
 
@@ -58,5 +66,171 @@ async fn max_connections_refuses_the_connection_over_the_limit_and_frees_its_slo
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn connect_timeout_is_configurable() {
+    let config = Config {
+        connect_timeout: Duration::from_secs(1),
+        sys_interval: None,
+        ..Config::default()
+    };
+    let broker = TestBroker::with_config(config).await;
+    let mut silent = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let seen = transports::read_until_closed(&mut silent, Duration::from_secs(5)).await;
+    let elapsed = started.elapsed();
+    assert!(
+        seen.is_empty(),
+        "nothing is sent to a client that never sent CONNECT"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+        "closed after {elapsed:?}"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn max_connections_per_listener() {
+    let limited = ListenerSettings {
+        max_connections: Some(1),
+        ..Default::default()
+    };
+    let served =
+        transports::Served::many(Config::default(), vec![limited, Default::default()]).await;
+    let (one, other) = (served.addrs[0], served.addrs[1]);
+    let v = ProtocolVersion::V3_1_1;
+    let mut first = transports::Raw::new(tokio::net::TcpStream::connect(one).await.unwrap(), v);
+    assert!(first.connect("first").await.is_ok());
+    // The limited listener refuses a second connection, closing it at once...
+    let mut second = transports::Raw::new(tokio::net::TcpStream::connect(one).await.unwrap(), v);
+    assert!(second.connect("second").await.is_err());
+    // ...while the other listener is not limited.
+    for n in 0..3 {
+        let stream = tokio::net::TcpStream::connect(other).await.unwrap();
+        let mut client = transports::Raw::new(stream, v);
+        assert!(client.connect(&format!("other-{n}")).await.is_ok());
+    }
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_listener_s_sockets_share_its_max_connections() {
+    // One listener bound to two addresses, as `listener 1883` binds 0.0.0.0
+    // and ::; here 127.0.0.1 and 127.0.0.2 on the same port.
+    let first = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = first.local_addr().unwrap().port();
+    let second = tokio::net::TcpListener::bind(("127.0.0.2", port))
+        .await
+        .unwrap();
+    let settings = ListenerSettings {
+        max_connections: Some(1),
+        ..Default::default()
+    };
+    let endpoints = [first, second]
+        .into_iter()
+        .map(|socket| {
+            let listener = starling_broker::config::Listener {
+                settings: settings.clone(),
+                ..starling_broker::config::Listener::new(socket.local_addr().unwrap())
+            };
+            starling_broker::transport::Endpoint::new(socket, listener).unwrap()
+        })
+        .collect();
+    let served = transports::Served::endpoints(Config::default(), endpoints).await;
+    let v = ProtocolVersion::V3_1_1;
+    let stream = tokio::net::TcpStream::connect(served.addrs[0])
+        .await
+        .unwrap();
+    let mut one = transports::Raw::new(stream, v);
+    assert!(one.connect("one").await.is_ok());
+    let stream = tokio::net::TcpStream::connect(served.addrs[1])
+        .await
+        .unwrap();
+    let mut two = transports::Raw::new(stream, v);
+    assert!(
+        two.connect("two").await.is_err(),
+        "the limit is the listener's"
+    );
+    served.stop().await;
+}
+
+fn rate_limited(rate: u32) -> Config {
+    Config {
+        max_publish_rate: NonZeroU32::new(rate),
+        sys_interval: None,
+        ..Config::default()
+    }
+}
+
+#[tokio::test]
+async fn max_publish_rate_disconnects_a_v5_client_with_0x96() {
+    let broker = TestBroker::with_config(rate_limited(5)).await;
+    let v = ProtocolVersion::V5;
+    let mut client = broker.client(v).await;
+    assert_eq!(
+        client.handshake(connect(v, "fast")).await.reason_code,
+        ReasonCode::SUCCESS
+    );
+    // A burst of the rate passes; the next one is over it.
+    let mut burst = bytes::BytesMut::new();
+    for n in 0..20 {
+        let p = publish("rate/x", "m", starling_proto::QoS::AtMostOnce, n + 1);
+        starling_proto::Packet::Publish(p)
+            .encode(v, &mut burst)
+            .unwrap();
+    }
+    client.send_bytes(&burst).await;
+    let seen = client.expect_closed().await;
+    match seen.last() {
+        Some(starling_proto::Packet::Disconnect(d)) => {
+            assert_eq!(d.reason_code, ReasonCode::MESSAGE_RATE_TOO_HIGH)
+        }
+        other => panic!("expected DISCONNECT 0x96, got {other:?}"),
+    }
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn max_publish_rate_slows_a_3_1_1_client_down_without_disconnecting_it() {
+    let rate = 40;
+    let broker = TestBroker::with_config(rate_limited(rate)).await;
+    let v = ProtocolVersion::V3_1_1;
+    let mut client = broker.client(v).await;
+    assert_eq!(
+        client.handshake(connect(v, "steady")).await.reason_code,
+        ReasonCode::SUCCESS
+    );
+    // Twice the rate, all at once: the first second's worth is acknowledged at
+    // once, the rest at the rate, by reading them no faster.
+    let total = 2 * rate as u16;
+    let mut burst = bytes::BytesMut::new();
+    for n in 1..=total {
+        let p = publish("rate/y", "m", starling_proto::QoS::AtLeastOnce, n);
+        starling_proto::Packet::Publish(p)
+            .encode(v, &mut burst)
+            .unwrap();
+    }
+    let started = tokio::time::Instant::now();
+    client.send_bytes(&burst).await;
+    for n in 1..=total {
+        match client.recv().await {
+            Some(starling_proto::Packet::PubAck(ack)) => assert_eq!(ack.packet_id.get(), n),
+            other => panic!("expected PUBACK {n}, got {other:?}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    // 40 more at 40 per second: about a second (the first token of the refill
+    // comes after 1/40 s).
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "acknowledged within {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+    // Still connected.
+    client.send(starling_proto::Packet::PingReq).await;
+    assert_eq!(client.recv().await, Some(starling_proto::Packet::PingResp));
     broker.stop().await;
 }

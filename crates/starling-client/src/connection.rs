@@ -132,10 +132,15 @@ pub(crate) struct Link {
     written: u64,
     /// QoS 0 publishes that complete once `written` reaches their end offset.
     on_written: VecDeque<(u64, Token, Published)>,
+    /// The transport holds written bytes until flushed (TLS, WebSocket).
+    buffers_writes: bool,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
 }
 
 impl Link {
     fn new(transport: Transport, decoder: Decoder) -> Self {
+        let buffers_writes = transport.buffers_writes();
         let (reader, writer) = tokio::io::split(transport);
         Link {
             reader,
@@ -145,6 +150,8 @@ impl Link {
             write_buf: BytesMut::new(),
             written: 0,
             on_written: VecDeque::new(),
+            buffers_writes,
+            unflushed: false,
         }
     }
 
@@ -165,6 +172,19 @@ impl Link {
     }
 }
 
+/// Writes from `buf` (`Some(n)`), or, once it is empty, flushes what the
+/// transport holds (`None`: TLS and WebSocket hold bytes until flushed).
+async fn write_or_flush(
+    writer: &mut WriteHalf<Transport>,
+    buf: &mut BytesMut,
+) -> std::io::Result<Option<usize>> {
+    if buf.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write_buf(buf).await.map(Some)
+    }
+}
+
 /// Opens the transport, sends `connect` and reads the CONNACK, within the
 /// connect timeout. Packets after the CONNACK stay in the link's buffer.
 pub(crate) async fn open(
@@ -172,7 +192,7 @@ pub(crate) async fn open(
     connect: Connect,
 ) -> Result<(Link, ConnAck), Error> {
     let attempt = async {
-        let transport = Transport::connect(&options.url).await?;
+        let transport = Transport::connect(options).await?;
         let mut decoder = Decoder::new(Role::Client, connect.protocol);
         if let Some(max) = options.properties.maximum_packet_size {
             decoder = decoder.with_max_packet_size(max.get());
@@ -184,6 +204,7 @@ pub(crate) async fn open(
         trace(options, Direction::Sent, &packet, &client_id, 0);
         packet.encode(version, &mut link.write_buf)?;
         link.writer.write_all_buf(&mut link.write_buf).await?;
+        link.writer.flush().await?;
         loop {
             if let Some(packet) = link.decoder.decode(&mut link.read_buf)? {
                 return match packet {
@@ -353,11 +374,16 @@ impl Task {
                         Err(error) => return self.lose(&mut link, error.into()).await,
                     }
                 }
-                // Cancel safe: if another branch wins, nothing was written.
-                written = link.writer.write_buf(&mut link.write_buf), if writing => {
+                // Cancel safe: if another branch wins, nothing was written
+                // (or what a flush did not push out yet stays for the next).
+                written = write_or_flush(&mut link.writer, &mut link.write_buf), if writing || link.unflushed => {
                     match written {
-                        Ok(0) => return self.lose(&mut link, Error::ConnectionClosed).await,
-                        Ok(n) => self.handle_written(&mut link, n),
+                        Ok(Some(0)) => return self.lose(&mut link, Error::ConnectionClosed).await,
+                        Ok(Some(n)) => {
+                            link.unflushed = link.buffers_writes;
+                            self.handle_written(&mut link, n);
+                        }
+                        Ok(None) => link.unflushed = false,
                         Err(error) => return self.lose(&mut link, error.into()).await,
                     }
                 }

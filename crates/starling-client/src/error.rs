@@ -43,6 +43,15 @@ pub enum Error {
     /// The TCP connection (or name resolution) failed, or the socket broke.
     #[error("I/O error: {0}")]
     Io(Arc<std::io::Error>),
+    /// TLS could not be set up: a CA, certificate or key file that cannot be
+    /// used, or a handshake that failed (the broker's certificate did not
+    /// verify, or the broker refused ours).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The WebSocket upgrade failed (the broker answered something other than
+    /// 101 Switching Protocols with the `mqtt` subprotocol).
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
     /// The transport and the CONNECT/CONNACK exchange took longer than the
     /// connect timeout.
     #[error("no CONNACK within the connect timeout of {0:?}")]

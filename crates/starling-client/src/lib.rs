@@ -29,7 +29,8 @@
 //!   Maximum Packet Size, incoming Topic Aliases); `keepalive`: when to ping;
 //!   `backoff`: reconnection delays. None of these does I/O;
 //! - `connection`: the tokio task that owns the socket (read, hand to the
-//!   state, write the batch), `transport`: TCP now, TLS and WebSocket later;
+//!   state, write the batch), `transport`: TCP, TLS (`mqtts://`), WebSocket
+//!   (`ws://`, `wss://`); [`TlsOptions`]: CAs, client certificate, version;
 //! - `client`: the [`Client`] handle and the [`Events`] stream;
 //! - [`event`] and [`error`]: what the application receives.
 //!
@@ -67,12 +68,14 @@ pub mod event;
 mod keepalive;
 pub mod options;
 mod state;
+mod tls;
 mod transport;
 
 pub use client::{Client, Events};
 pub use error::Error;
 pub use event::{Direction, Event, Message, PacketObserver, PacketTrace, Published};
 pub use options::{BrokerUrl, ClientOptions, LastWill, ReconnectPolicy, Scheme};
+pub use tls::{TlsOptions, TlsVersion};
 
 /// The protocol vocabulary the API speaks, from `starling-proto`.
 pub use starling_proto::{

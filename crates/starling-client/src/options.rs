@@ -7,6 +7,7 @@
 //! [`Error::InvalidOption`] or [`Error::Topic`] from `connect`.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::num::{NonZeroU16, NonZeroU32};
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use starling_proto::{Connect, MqttString, ProtocolVersion, QoS, TopicName, UserP
 
 use crate::error::Error;
 use crate::event::PacketObserver;
+use crate::tls::TlsOptions;
 
 /// How the client reaches the broker, from the URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -262,6 +264,8 @@ pub struct ClientOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) event_capacity: usize,
     pub(crate) observer: Option<PacketObserver>,
+    pub(crate) bind_address: Option<IpAddr>,
+    pub(crate) tls: Option<TlsOptions>,
 }
 
 impl ClientOptions {
@@ -293,6 +297,8 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(10),
             event_capacity: 1024,
             observer: None,
+            bind_address: None,
+            tls: None,
         }
     }
 
@@ -448,6 +454,27 @@ impl ClientOptions {
         self
     }
 
+    /// The local address to bind the socket to before connecting (Mosquitto's
+    /// `-A`), to choose the interface the client uses. Only addresses of the
+    /// broker of the same family (IPv4 or IPv6) are tried.
+    pub fn bind_address(mut self, address: IpAddr) -> Self {
+        self.bind_address = Some(address);
+        self
+    }
+
+    /// How to do TLS for `mqtts://` and `wss://` URLs (ignored for the
+    /// others). Without it: TLS 1.2 or 1.3, the broker's certificate checked
+    /// against the system's CAs, no client certificate.
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS options, if set.
+    pub fn tls_options(&self) -> Option<&TlsOptions> {
+        self.tls.as_ref()
+    }
+
     /// The broker URL.
     pub fn url(&self) -> &BrokerUrl {
         &self.url
@@ -541,6 +568,8 @@ impl fmt::Debug for ClientOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("event_capacity", &self.event_capacity)
             .field("packet_observer", &self.observer.is_some())
+            .field("bind_address", &self.bind_address)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -1,12 +1,17 @@
 //! `starling broker`: loads the configuration, binds the listeners and serves
-//! until SIGINT or SIGTERM.
+//! until SIGINT or SIGTERM. SIGHUP reloads the password and ACL files (and
+//! the TLS certificates), as Mosquitto's reload signal does.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use starling_broker::auth::AuthState;
 use starling_broker::config::{self, Config};
+use starling_broker::transport::Endpoint;
+use starling_broker::Broker;
 use tracing::{error, info, warn};
 
 /// `starling broker [-c FILE] [-p PORT] [-v]`.
@@ -35,6 +40,22 @@ pub(crate) fn main(args: BrokerArgs) -> ExitCode {
         Ok(config) => config,
         Err(()) => return ExitCode::from(1),
     };
+    // Mosquitto does not start either when its password or ACL file is unusable.
+    let auth = match AuthState::load(&config) {
+        Ok((auth, report)) => {
+            for warning in &report.warnings {
+                eprintln!("Warning: {warning}");
+            }
+            auth
+        }
+        Err(report) => {
+            for problem in &report.errors {
+                eprintln!("Error: {problem}");
+            }
+            eprintln!("Cannot use the password or ACL file; not starting.");
+            return ExitCode::from(1);
+        }
+    };
     for problem in crate::logging::init(&config.logging) {
         warn!("Warning: {problem}");
     }
@@ -48,7 +69,7 @@ pub(crate) fn main(args: BrokerArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(serve(config, args.port)) {
+    match runtime.block_on(serve(config, auth, &args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("Error: {e:#}");
@@ -87,23 +108,107 @@ fn load(args: &BrokerArgs) -> Result<Config, ()> {
     Ok(config)
 }
 
-async fn serve(config: Config, port: u16) -> anyhow::Result<()> {
+async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Result<()> {
+    let port = args.port;
     info!("starling version {} starting", env!("CARGO_PKG_VERSION"));
     let mut listeners = Vec::new();
-    for addr in config.listen_addresses(port) {
-        match starling_broker::server::bind(addr) {
-            Ok(listener) => listeners.push(listener),
+    for listener in config.listeners_or_default(port) {
+        let addr = listener.bind;
+        let socket = match starling_broker::server::bind(addr) {
+            Ok(socket) => socket,
             // Mosquitto carries on when only the IPv6 loopback is missing.
             Err(e) if addr.is_ipv6() && config.listeners.is_empty() => {
                 warn!("Warning: cannot listen on {addr}: {e}");
+                continue;
             }
             Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr}")),
-        }
+        };
+        // A TLS listener whose certificate or key cannot be used stops the start.
+        let endpoint = Endpoint::new(socket, listener)
+            .with_context(|| format!("the TLS settings of the listener on {addr}"))?;
+        listeners.push(endpoint);
     }
     anyhow::ensure!(!listeners.is_empty(), "no listener could be opened");
-    starling_broker::server::run(config, listeners, shutdown_signal()).await;
+    let broker = Broker::with_auth(config, auth);
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(
+        Arc::clone(&broker),
+        args.config.clone(),
+        args.verbose,
+    ));
+    starling_broker::server::serve_endpoints(broker, listeners, shutdown_signal()).await;
     info!("starling version {} terminating", env!("CARGO_PKG_VERSION"));
     Ok(())
+}
+
+/// On each SIGHUP, [`reload`].
+#[cfg(unix)]
+async fn reload_on_hangup(broker: Arc<Broker>, path: Option<PathBuf>, verbose: bool) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        warn!("Warning: cannot catch SIGHUP; the configuration will not be reloaded.");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        reload(&broker, path.as_deref(), verbose);
+    }
+}
+
+/// Everything a reload applies, each part on its own: the configuration file
+/// read again for what [`Broker::reload`] takes (password file, ACL file and
+/// the settings `per_listener_settings` scopes), then the TLS listeners'
+/// certificates, keys, CAs and CRLs ([`Broker::reload_tls`]). A part that
+/// cannot be used keeps what is in force and says why; the others still reload.
+#[cfg(unix)]
+fn reload(broker: &Broker, path: Option<&Path>, verbose: bool) {
+    info!("Reloading config.");
+    reload_security(broker, path, verbose);
+    // Logs each TLS listener's outcome; one that fails keeps its certificate.
+    let _ = broker.reload_tls();
+}
+
+#[cfg(unix)]
+fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool) {
+    let mut config = match path {
+        None => Config::default(),
+        Some(path) => match config::load(path) {
+            Ok((config, report)) => {
+                for problem in &report.warnings {
+                    warn!("Warning: {problem}");
+                }
+                config
+            }
+            Err(report) => {
+                for problem in &report.errors {
+                    error!("Error: {problem}");
+                }
+                error!("Error: reload failed; the settings in force are kept.");
+                return;
+            }
+        },
+    };
+    config.logging.packets |= verbose;
+    match broker.reload(&config) {
+        Ok(reloaded) => {
+            for problem in &reloaded.warnings {
+                warn!("Warning: {problem}");
+            }
+            if reloaded.restart_needed {
+                warn!(
+                    "Warning: only password_file, acl_file, allow_anonymous, \
+                     allow_zero_length_clientid, auto_id_prefix and per_listener_settings \
+                     are reloaded (and the TLS listeners' certificate files); the other \
+                     changes take effect at the next start."
+                );
+            }
+        }
+        Err(report) => {
+            for problem in &report.errors {
+                error!("Error: {problem}");
+            }
+            error!("Error: reload failed; the password and ACL files in force are kept.");
+        }
+    }
 }
 
 async fn shutdown_signal() {

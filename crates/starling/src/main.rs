@@ -1,7 +1,10 @@
 //! `starling`: the MQTT broker and its tools, one binary with a subcommand each.
 
+mod bench;
 mod broker;
 mod logging;
+mod passwd;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -19,11 +22,26 @@ struct Cli {
 enum Command {
     /// Run the broker (Mosquitto-compatible flags and configuration).
     Broker(broker::BrokerArgs),
+    /// Generate load against an MQTT broker and measure it (`-h` is the host; help is --help).
+    Bench(bench::BenchArgs),
+    /// Manage password files, as mosquitto_passwd does (`-c`, `-b`, `-D`, `-U`, `-H`, `-I`).
+    Passwd(passwd::PasswdArgs),
+    /// Publish one message, a file or stdin lines, as mosquitto_pub does (`-h` is the host; help is --help).
+    Pub(tools::ToolArgs),
+    /// Subscribe and print messages, as mosquitto_sub does (`-h` is the host; help is --help).
+    Sub(tools::ToolArgs),
+    /// Send a request and print the response, as mosquitto_rr does (`-h` is the host; help is --help).
+    Rr(tools::ToolArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Broker(args) => broker::main(args),
+        Command::Bench(args) => bench::main(args),
+        Command::Passwd(args) => passwd::main(args),
+        Command::Pub(args) => tools::pub_main(args),
+        Command::Sub(args) => tools::sub_main(args),
+        Command::Rr(args) => tools::rr_main(args),
     }
 }

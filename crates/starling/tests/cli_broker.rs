@@ -48,7 +48,7 @@ impl Drop for Broker {
 fn every_configuration_error_is_reported_with_its_line() {
     let path = temp_file(
         "bad.conf",
-        "# a comment\nlistener 1883x\nmax_keepalive 70000\nno_such_directive 1\npassword_file /etc/x\n",
+        "# a comment\nlistener 1883x\nmax_keepalive 70000\nno_such_directive 1\npersistence true\n",
     );
     let out = Command::new(BIN)
         .args(["broker", "-c"])
@@ -62,7 +62,7 @@ fn every_configuration_error_is_reported_with_its_line() {
         format!("Error: {file}:2: listener"),
         format!("Error: {file}:3: max_keepalive: 70000 is out of range"),
         format!("Error: {file}:4: unknown directive 'no_such_directive'"),
-        format!("Warning: {file}:5: password_file"),
+        format!("Warning: {file}:5: persistence"),
         "3 errors in the configuration; not starting.".to_string(),
     ] {
         assert!(

@@ -8,8 +8,14 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod listener;
 pub mod mosquitto;
+mod security;
 pub mod toml;
+
+pub use listener::{
+    ListenerSettings, Protocol, ProxyProtocol, TlsSettings, TlsVersion, WebSocketSettings,
+};
 
 /// Reads a configuration file: Starling's TOML when the name ends in `.toml`,
 /// Mosquitto's `mosquitto.conf` syntax otherwise.
@@ -29,6 +35,51 @@ pub fn load(path: &Path) -> Result<(Config, ConfigReport), ConfigReport> {
 pub struct Listener {
     /// The address and port to bind.
     pub bind: SocketAddr,
+    /// Its protocol, TLS, PROXY protocol and connection limit (one `listener`
+    /// line binding two addresses gives both the same settings).
+    pub settings: ListenerSettings,
+    /// With `per_listener_settings`: this listener's authentication and access
+    /// control. `None`: the broker-wide settings of [`Config`].
+    pub security: Option<Security>,
+}
+
+impl Listener {
+    /// A plain MQTT listener on `bind`.
+    pub fn new(bind: SocketAddr) -> Listener {
+        Listener {
+            bind,
+            settings: ListenerSettings::default(),
+            security: None,
+        }
+    }
+}
+
+/// The settings Mosquitto's `per_listener_settings` scopes to one listener:
+/// who may connect, and what each client may publish and read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    /// Accept clients that give no user name.
+    pub allow_anonymous: bool,
+    /// Accept a zero-length client identifier (assigning one).
+    pub allow_zero_length_clientid: bool,
+    /// The start of the client identifiers the broker assigns.
+    pub auto_id_prefix: String,
+    /// Users and password hashes, in Mosquitto's format (`starling passwd`).
+    pub password_file: Option<PathBuf>,
+    /// Access control, in Mosquitto's `acl_file` format.
+    pub acl_file: Option<PathBuf>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            allow_anonymous: true,
+            allow_zero_length_clientid: true,
+            auto_id_prefix: "auto-".into(),
+            password_file: None,
+            acl_file: None,
+        }
+    }
 }
 
 /// Where log lines go and which ones are written.
@@ -63,10 +114,18 @@ impl Default for Logging {
 pub struct Config {
     /// Sockets to listen on. Empty means the defaults: 127.0.0.1 and ::1 on port 1883.
     pub listeners: Vec<Listener>,
-    /// Accept clients that give no user name.
+    /// Accept clients that give no user name; without a password file, every
+    /// client (named or not) is let in or refused by this alone, as in Mosquitto 2.
     pub allow_anonymous: bool,
-    /// Most clients connected at once; `None` is unlimited.
+    /// Most clients connected at once over every listener; `None` is
+    /// unlimited. (Each listener may have its own limit too.)
     pub max_connections: Option<usize>,
+    /// How long a new connection has, from the TCP accept, to finish its
+    /// PROXY header, TLS and WebSocket handshakes and send CONNECT.
+    pub connect_timeout: Duration,
+    /// Most PUBLISH packets one client may send per second (a token bucket
+    /// holding one second's worth); `None` is unlimited.
+    pub max_publish_rate: Option<NonZeroU32>,
     /// Largest packet accepted from a client, and announced to v5 clients.
     pub max_packet_size: Option<NonZeroU32>,
     /// Largest PUBLISH payload accepted.
@@ -88,6 +147,19 @@ pub struct Config {
     pub retain_available: bool,
     /// Accept a zero-length client identifier (assigning one).
     pub allow_zero_length_clientid: bool,
+    /// The start of the client identifiers the broker assigns (`auto-`).
+    pub auto_id_prefix: String,
+    /// Users and password hashes (Mosquitto's format); `None`: no passwords
+    /// are checked, and only `allow_anonymous` decides.
+    pub password_file: Option<PathBuf>,
+    /// Access control (Mosquitto's format); `None`: every client may publish
+    /// and subscribe to everything but writing `$SYS`.
+    pub acl_file: Option<PathBuf>,
+    /// Whether the listeners' own security settings ([`Listener::security`])
+    /// are used instead of the broker-wide ones.
+    pub per_listener_settings: bool,
+    /// How repeated failed logins from one address are slowed down.
+    pub login_delay: crate::auth::limiter::LoginDelay,
     /// How long a 3.x persistent session (or a v5 one with an expiry of 0xFFFFFFFF)
     /// outlives its connection; `None` is forever.
     pub persistent_client_expiration: Option<Duration>,
@@ -105,6 +177,8 @@ impl Default for Config {
             listeners: Vec::new(),
             allow_anonymous: true,
             max_connections: None,
+            connect_timeout: Duration::from_secs(10),
+            max_publish_rate: None,
             max_packet_size: None,
             message_size_limit: None,
             max_inflight_messages: 20,
@@ -115,6 +189,11 @@ impl Default for Config {
             max_topic_alias: 10,
             retain_available: true,
             allow_zero_length_clientid: true,
+            auto_id_prefix: "auto-".into(),
+            password_file: None,
+            acl_file: None,
+            per_listener_settings: false,
+            login_delay: crate::auth::limiter::LoginDelay::default(),
             persistent_client_expiration: None,
             upgrade_outgoing_qos: false,
             sys_interval: Some(Duration::from_secs(10)),
@@ -124,6 +203,17 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The broker-wide security settings.
+    pub fn security(&self) -> Security {
+        Security {
+            allow_anonymous: self.allow_anonymous,
+            allow_zero_length_clientid: self.allow_zero_length_clientid,
+            auto_id_prefix: self.auto_id_prefix.clone(),
+            password_file: self.password_file.clone(),
+            acl_file: self.acl_file.clone(),
+        }
+    }
+
     /// The sockets to bind: the configured listeners, or Mosquitto 2's local-only
     /// default of 127.0.0.1 and ::1 on `port`.
     pub fn listen_addresses(&self, default_port: u16) -> Vec<SocketAddr> {
@@ -134,6 +224,19 @@ impl Config {
             ];
         }
         self.listeners.iter().map(|l| l.bind).collect()
+    }
+
+    /// The listeners to open: the configured ones, or Mosquitto 2's local-only
+    /// default (plain MQTT on 127.0.0.1 and ::1, port `default_port`).
+    pub fn listeners_or_default(&self, default_port: u16) -> Vec<Listener> {
+        if self.listeners.is_empty() {
+            return self
+                .listen_addresses(default_port)
+                .into_iter()
+                .map(Listener::new)
+                .collect();
+        }
+        self.listeners.clone()
     }
 }
 

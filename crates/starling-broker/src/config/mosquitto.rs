@@ -10,11 +10,23 @@
 //! - `include_dir` resolves a relative directory against the including file's
 //!   directory; Mosquitto uses the process's working directory, so the same
 //!   file would mean different things depending on where the broker starts.
-//! - Mosquitto keeps `max_connections` and `max_topic_alias` per listener;
-//!   [`Config`] has one value for the whole broker, so a file that gives
-//!   listeners different values gets a warning and the last value.
+//! - Mosquitto keeps `max_topic_alias` per listener; [`Config`] has one value
+//!   for the whole broker, so a file that gives listeners different values
+//!   gets a warning and the last value.
+//! - `max_connections` after a `listener` line limits that listener, as in
+//!   Mosquitto; before the first `listener` line it limits the whole broker.
 //! - Only `port` and `bind_address` create the default listener; Mosquitto
 //!   also creates it for a listener option written before the first `listener`.
+//!   Listener options written before the first `listener` apply to the default
+//!   listener, and are an error when there is none.
+//! - Relative paths of TLS files (`certfile`, `cafile`, ...) are resolved
+//!   against the directory of the file that names them, as `include_dir` is.
+//! - Relative paths of `password_file` and `acl_file` are resolved against the
+//!   directory of the file that names them too, and `per_listener_settings`
+//!   applies wherever it is written (Mosquitto: only to what follows it); see
+//!   the `security` module.
+//! - Starling's own directives: `connect_timeout` and `max_publish_rate`
+//!   (broker-wide), `websockets_path` (per listener).
 //! - Numbers must be whole numbers (Mosquitto's `atoi` reads `10abc` as 10),
 //!   booleans exactly `true` or `false` (Mosquitto also takes `1` and `0`).
 //!
@@ -26,6 +38,8 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use super::listener::{self, ListenerOptions};
+use super::security;
 use super::{Config, ConfigProblem, ConfigReport, Listener};
 
 /// The port of the default listener when `bind_address` is given without `port`.
@@ -34,29 +48,17 @@ const DEFAULT_PORT: u16 = 1883;
 /// Directives that later Starling versions implement: warned about and ignored.
 const LATER: &[&str] = &[
     "accept_protocol_versions",
-    "acl_file",
     "allow_duplicate_messages",
     "auth_plugin",
     "auth_plugin_deny_special_chars",
-    "auto_id_prefix",
     "autosave_interval",
     "autosave_on_changes",
     "bind_interface",
-    "cafile",
-    "capath",
-    "certfile",
     "check_retain_source",
-    "ciphers",
-    "ciphers_tls1.3",
     "clientid_prefixes",
     "connection_messages",
-    "crlfile",
-    "dhparamfile",
-    "enable_proxy_protocol",
     "global_max_connections",
     "global_plugin",
-    "http_dir",
-    "keyfile",
     "listener_allow_anonymous",
     "listener_auto_id_prefix",
     "log_facility",
@@ -67,7 +69,6 @@ const LATER: &[&str] = &[
     "maximum_qos",
     "memory_limit",
     "mount_point",
-    "password_file",
     "persistence",
     "persistence_file",
     "persistence_location",
@@ -75,19 +76,10 @@ const LATER: &[&str] = &[
     "plugin",
     "plugin_load",
     "plugin_use",
-    "protocol",
     "psk_file",
-    "psk_hint",
-    "require_certificate",
     "retained_persistence",
     "set_tcp_nodelay",
     "socket_domain",
-    "tls_engine",
-    "tls_engine_kpass_sha1",
-    "tls_keyform",
-    "tls_version",
-    "use_identity_as_username",
-    "use_subject_as_username",
     "use_username_as_clientid",
     "user",
     "websockets_headers_size",
@@ -183,13 +175,20 @@ struct Parser {
     /// Mosquitto 2 leaves local-only mode at the first `listener`, `port` or
     /// `bind_address`; then anonymous access is off unless the file says otherwise.
     local_only: bool,
-    allow_anonymous_given: bool,
+    /// `allow_anonymous`, `password_file`, `acl_file`... and where each applies.
+    security: security::Collector,
     /// The first `log_type` or `log_dest` replaces the default list; later ones add.
     log_types_given: bool,
     log_dests_given: bool,
-    /// Last values of the options Mosquitto keeps per listener.
-    max_connections_seen: Option<i64>,
+    /// Last value of `max_topic_alias`, which Mosquitto keeps per listener.
     max_topic_alias_seen: Option<i64>,
+    /// The listener whose options are being read: where its `listener` line
+    /// is, the index of its first socket in `config.listeners`, its options.
+    open_listener: Option<(Place, usize, ListenerOptions)>,
+    /// Listener options written before the first `listener` line, for the
+    /// default listener, and where the first of them is.
+    default_options: ListenerOptions,
+    default_options_place: Option<Place>,
 }
 
 impl Parser {
@@ -203,11 +202,13 @@ impl Parser {
             default_bind: None,
             default_place: None,
             local_only: true,
-            allow_anonymous_given: false,
+            security: security::Collector::default(),
             log_types_given: false,
             log_dests_given: false,
-            max_connections_seen: None,
             max_topic_alias_seen: None,
+            open_listener: None,
+            default_options: ListenerOptions::default(),
+            default_options_place: None,
         }
     }
 
@@ -251,16 +252,13 @@ impl Parser {
             "listener" => self.listener(at, args),
             "port" => self.port(at, args),
             "bind_address" => self.bind_address(at, args),
-            "allow_anonymous" => {
+            "per_listener_settings" => {
                 if let Some(value) = self.boolean(at, args) {
-                    self.config.allow_anonymous = value;
-                    self.allow_anonymous_given = true;
+                    self.security.set_per_listener_settings(value);
                 }
             }
-            "allow_zero_length_clientid" => {
-                if let Some(value) = self.boolean(at, args) {
-                    self.config.allow_zero_length_clientid = value;
-                }
+            directive if security::DIRECTIVES.contains(&directive) => {
+                self.security_setting(at, rest, args);
             }
             "retain_available" => {
                 if let Some(value) = self.boolean(at, args) {
@@ -277,24 +275,29 @@ impl Parser {
                     self.config.queue_qos0_messages = value;
                 }
             }
-            "per_listener_settings" => {
-                if self.boolean(at, args) == Some(true) {
-                    self.warn(
-                        at,
-                        "per-listener settings are not supported yet; every setting applies to all listeners"
-                            .into(),
-                    );
-                }
-            }
             "max_connections" => {
                 // Mosquitto reads anything below 1 as unlimited.
                 if let Some(n) = self.number(at, args).map(|n| n.max(0)) {
-                    let previous = self.max_connections_seen.replace(n);
-                    self.one_value_for_all_listeners(at, previous, n);
                     if let Some(value) = self.check(at, values::max_connections(n)) {
-                        self.config.max_connections = value;
+                        match &mut self.open_listener {
+                            Some((_, _, options)) => options.max_connections = value,
+                            None => self.config.max_connections = value,
+                        }
                     }
                 }
+            }
+            "connect_timeout" => {
+                if let Some(value) = self.checked(at, args, false, values::connect_timeout) {
+                    self.config.connect_timeout = value;
+                }
+            }
+            "max_publish_rate" => {
+                if let Some(value) = self.checked(at, args, false, values::max_publish_rate) {
+                    self.config.max_publish_rate = value;
+                }
+            }
+            directive if listener::DIRECTIVES.contains(&directive) => {
+                self.listener_option(at, rest);
             }
             "max_topic_alias" => {
                 if let Some(n) = self.number(at, args) {
@@ -381,6 +384,16 @@ impl Parser {
     /// `listener <port> [<address or host>]`: a new listener.
     fn listener(&mut self, at: At<'_>, args: &[&str]) {
         self.local_only = false;
+        // The options that follow are this listener's, even if this line is
+        // refused (they are checked, and apply to no socket).
+        self.close_listener();
+        let open = Place {
+            file: at.file.to_path_buf(),
+            line: at.line,
+            directive: "listener",
+        };
+        let first = self.config.listeners.len();
+        self.open_listener = Some((open, first, ListenerOptions::default()));
         let (port, host) = match args {
             [] => return self.error(at, "missing port".into()),
             [port] => (*port, None),
@@ -414,6 +427,84 @@ impl Parser {
             directive: "listener",
         };
         self.add_listener(place, values::bind(&ips, port));
+    }
+
+    /// A security setting (`password_file`, `acl_file`, ...): for the listener
+    /// being read or the broker; [`security::Collector`] decides at the end.
+    fn security_setting(&mut self, at: At<'_>, rest: &str, args: &[&str]) {
+        let value = match at.directive {
+            // Paths take the rest of the line, spaces and all.
+            "password_file" | "acl_file" => rest,
+            _ => match self.single(at, args) {
+                Some(value) => value,
+                None => return,
+            },
+        };
+        let base = at.file.parent().unwrap_or(Path::new(""));
+        let Some(setting) = self.check(at, security::Setting::parse(at.directive, value, base))
+        else {
+            return;
+        };
+        let listener = self.open_listener.as_ref().map(|(_, first, _)| *first);
+        self.security.add(listener, setting);
+    }
+
+    /// A listener-scoped option (TLS, protocol, PROXY protocol, WebSockets):
+    /// for the listener being read, or the default listener before any.
+    fn listener_option(&mut self, at: At<'_>, rest: &str) {
+        if rest.is_empty() {
+            return self.error(at, "missing value".into());
+        }
+        let base = at.file.parent().unwrap_or(Path::new("")).to_path_buf();
+        let options = match &mut self.open_listener {
+            Some((_, _, options)) => options,
+            None => {
+                if self.default_options_place.is_none() {
+                    self.default_options_place = Some(Place {
+                        file: at.file.to_path_buf(),
+                        line: at.line,
+                        directive: "listener option",
+                    });
+                }
+                &mut self.default_options
+            }
+        };
+        match options.set(at.directive, rest, &base) {
+            Some(Ok(None)) | None => {}
+            Some(Ok(Some(warning))) => self.warn(at, warning),
+            Some(Err(reason)) => self.error(at, reason),
+        }
+    }
+
+    /// Checks the options of the listener being read and gives them to its sockets.
+    fn close_listener(&mut self) {
+        if let Some((place, first, options)) = self.open_listener.take() {
+            self.apply_listener_options(&place, first, options);
+        }
+    }
+
+    fn apply_listener_options(&mut self, place: &Place, first: usize, options: ListenerOptions) {
+        match options.finish() {
+            Ok((settings, warnings)) => {
+                for warning in warnings {
+                    let reason = format!("{}: {warning}", place.directive);
+                    self.report.warnings.push(ConfigProblem {
+                        file: place.file.clone(),
+                        line: place.line,
+                        reason,
+                    });
+                }
+                for listener in &mut self.config.listeners[first..] {
+                    listener.settings = settings.clone();
+                }
+            }
+            Err(errors) => {
+                for error in errors {
+                    let reason = format!("{}: {error}", place.directive);
+                    self.problem(&place.file.clone(), place.line, reason);
+                }
+            }
+        }
     }
 
     /// `port <port>`: the default listener's port (deprecated in Mosquitto 2, still read).
@@ -476,7 +567,7 @@ impl Parser {
         }
         self.config
             .listeners
-            .extend(addrs.iter().map(|&bind| Listener { bind }));
+            .extend(addrs.iter().map(|&bind| Listener::new(bind)));
         self.listener_lines.push((place, addrs));
     }
 
@@ -561,19 +652,43 @@ impl Parser {
     }
 
     fn finish(mut self) -> Result<(Config, ConfigReport), ConfigReport> {
+        self.close_listener();
+        let default_options = std::mem::take(&mut self.default_options);
+        let options_place = self.default_options_place.take();
         if let Some(place) = self.default_place.take() {
             let ips = self
                 .default_bind
                 .take()
                 .unwrap_or_else(values::all_interfaces);
             let addrs = values::bind(&ips, self.default_port.unwrap_or(DEFAULT_PORT));
+            let first = self.config.listeners.len();
+            let at = Place {
+                file: place.file.clone(),
+                line: place.line,
+                directive: place.directive,
+            };
             self.add_listener(place, addrs);
+            self.apply_listener_options(&at, first, default_options);
+        } else if let Some(place) = options_place {
+            self.problem(
+                &place.file,
+                place.line,
+                "a listener option before any `listener` line, and no `port` or `bind_address` \
+                 to make the default listener: write it after the `listener` line it is for"
+                    .into(),
+            );
         }
-        if !self.local_only && !self.allow_anonymous_given {
-            // Mosquitto 2: a broker reachable from the network needs an explicit
-            // `allow_anonymous true` to let anonymous clients in.
-            self.config.allow_anonymous = false;
+        let mut groups = Vec::new();
+        let mut first = 0;
+        for (place, addrs) in &self.listener_lines {
+            groups.push(security::Group {
+                first,
+                len: addrs.len(),
+                default_listener: place.directive != "listener",
+            });
+            first += addrs.len();
         }
+        std::mem::take(&mut self.security).finish(&mut self.config, self.local_only, &groups);
         if self.report.errors.is_empty() {
             Ok((self.config, self.report))
         } else {
@@ -803,6 +918,18 @@ pub(super) mod values {
         u16_value(n)
     }
 
+    /// Seconds a new connection has to send CONNECT (Starling's own directive).
+    pub(crate) fn connect_timeout(n: i64) -> Result<Duration, String> {
+        let n = in_range(n, 1, 3600)?;
+        Ok(Duration::from_secs(n as u64))
+    }
+
+    /// PUBLISH packets per second per client; 0 is unlimited (Starling's own).
+    pub(crate) fn max_publish_rate(n: i64) -> Result<Option<NonZeroU32>, String> {
+        let n = in_range(n, 0, i64::from(u32::MAX))?;
+        Ok(NonZeroU32::new(n as u32))
+    }
+
     pub(crate) fn max_topic_alias(n: i64) -> Result<u16, String> {
         u16_value(n)
     }
@@ -1004,9 +1131,7 @@ mod tests {
     fn listeners(addrs: &[&str]) -> Vec<Listener> {
         addrs
             .iter()
-            .map(|a| Listener {
-                bind: a.parse::<SocketAddr>().expect("address"),
-            })
+            .map(|a| Listener::new(a.parse::<SocketAddr>().expect("address")))
             .collect()
     }
 
@@ -1020,6 +1145,9 @@ mod tests {
              per_listener_settings false\n\
              allow_anonymous true\n\
              allow_zero_length_clientid false\n\
+             auto_id_prefix dev-\n\
+             password_file /etc/starling/passwd\n\
+             acl_file /etc/starling/acl\n\
              max_connections 500\n\
              max_packet_size 1048576\n\
              message_size_limit 65536\n\
@@ -1058,6 +1186,8 @@ mod tests {
             ]),
             allow_anonymous: true,
             max_connections: Some(500),
+            connect_timeout: Duration::from_secs(10),
+            max_publish_rate: None,
             max_packet_size: NonZeroU32::new(1_048_576),
             message_size_limit: NonZeroU32::new(65_536),
             max_inflight_messages: 10,
@@ -1068,6 +1198,11 @@ mod tests {
             max_topic_alias: 5,
             retain_available: false,
             allow_zero_length_clientid: false,
+            auto_id_prefix: "dev-".into(),
+            password_file: Some("/etc/starling/passwd".into()),
+            acl_file: Some("/etc/starling/acl".into()),
+            per_listener_settings: false,
+            login_delay: Default::default(),
             persistent_client_expiration: Some(Duration::from_secs(14 * DAY)),
             upgrade_outgoing_qos: true,
             sys_interval: Some(Duration::from_secs(30)),
@@ -1489,28 +1624,35 @@ mod tests {
     }
 
     #[test]
-    fn per_listener_options_warn_when_listeners_disagree() {
-        let same = valid("listener 1883\nmax_connections 10\nlistener 1884\nmax_connections 10\n");
-        assert_eq!(same.max_connections, Some(10));
-
-        let text = "listener 1883\nmax_connections 10\nmax_topic_alias 3\nlistener 1884\nmax_connections 20\n";
+    fn max_connections_is_per_listener_after_a_listener_line() {
+        let text =
+            "max_connections 100\nlistener 1883 127.0.0.1\nmax_connections 10\nmax_topic_alias 3\n\
+                    listener 1884 127.0.0.1\nmax_connections 20\nmax_topic_alias 4\n";
         let (config, report) = parse(text).expect("valid");
-        assert_eq!(config.max_connections, Some(20));
-        assert_eq!(config.max_topic_alias, 3);
+        assert_eq!(
+            config.max_connections,
+            Some(100),
+            "before any listener: the broker's"
+        );
+        let limits: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| l.settings.max_connections)
+            .collect();
+        assert_eq!(limits, [Some(10), Some(20)]);
+        assert_eq!(config.max_topic_alias, 4);
         assert_eq!(report.warnings.len(), 1);
-        assert_eq!(report.warnings[0].line, 5);
+        assert_eq!(report.warnings[0].line, 7);
         assert!(report.warnings[0]
             .reason
-            .starts_with("max_connections: Mosquitto sets this per listener"));
+            .starts_with("max_topic_alias: Mosquitto sets this per listener"));
     }
 
     #[test]
     fn other_warnings() {
-        let found = warnings(
-            "port 1883\nport 1884\nper_listener_settings true\nlistener 0 /tmp/mqtt.sock\n",
-        );
+        let found = warnings("port 1883\nport 1884\nlistener 0 /tmp/mqtt.sock\n");
         let lines: Vec<usize> = found.iter().map(|(line, _)| *line).collect();
-        assert_eq!(lines, [2, 3, 4], "{found:#?}");
+        assert_eq!(lines, [2, 3], "{found:#?}");
         let (config, _) = parse("port 1883\nport 1884\n").expect("valid");
         assert_eq!(
             config.listeners,
@@ -1534,5 +1676,114 @@ mod tests {
         let report = parse_mosquitto(&binary).expect_err("not UTF-8");
         assert_eq!(report.errors[0].line, 2);
         assert_eq!(report.errors[0].reason, "the file is not valid UTF-8");
+    }
+
+    #[test]
+    fn listener_options_apply_to_their_listener_s_sockets() {
+        let scratch = Scratch::new("listener-options");
+        let main = scratch.write(
+            "mosquitto.conf",
+            "connect_timeout 5\nmax_publish_rate 100\n\
+             listener 8883\ncertfile certs/server.pem\nkeyfile /etc/ssl/server.key\n\
+             cafile ca.pem\ncrlfile crl.pem\nrequire_certificate true\n\
+             use_identity_as_username true\ntls_version tlsv1.3\nmax_connections 50\n\
+             listener 9001 127.0.0.1\nprotocol websockets\nwebsockets_path /mqtt\n\
+             websockets_origin https://app.example\nenable_proxy_protocol 2\n\
+             listener 1883 127.0.0.1\nenable_proxy_protocol 1\n",
+        );
+        let (config, report) = parse_mosquitto(&main).expect("valid");
+        assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
+        assert_eq!(config.connect_timeout, Duration::from_secs(5));
+        assert_eq!(config.max_publish_rate, NonZeroU32::new(100));
+        let [tls4, tls6, ws, mqtt] = &config.listeners[..] else {
+            panic!("{:#?}", config.listeners);
+        };
+        assert_eq!(
+            tls4.settings, tls6.settings,
+            "one listener line, two sockets"
+        );
+        let tls = tls4.settings.tls.as_ref().expect("TLS");
+        assert_eq!(tls.certfile, scratch.dir().join("certs/server.pem"));
+        assert_eq!(tls.keyfile, Path::new("/etc/ssl/server.key"));
+        assert_eq!(
+            tls.crlfile.as_deref(),
+            Some(scratch.dir().join("crl.pem").as_path())
+        );
+        assert!(tls.require_certificate && tls.use_identity_as_username);
+        assert_eq!(tls.min_version, super::super::TlsVersion::Tls13);
+        assert_eq!(tls4.settings.max_connections, Some(50));
+        assert_eq!(config.max_connections, None);
+        assert_eq!(ws.settings.protocol, super::super::Protocol::WebSockets);
+        assert_eq!(ws.settings.websockets.path.as_deref(), Some("/mqtt"));
+        assert_eq!(ws.settings.websockets.origins, ["https://app.example"]);
+        assert_eq!(
+            ws.settings.proxy_protocol,
+            Some(super::super::ProxyProtocol::V2)
+        );
+        assert!(ws.settings.tls.is_none());
+        assert_eq!(
+            mqtt.settings.proxy_protocol,
+            Some(super::super::ProxyProtocol::V1)
+        );
+        assert_eq!(mqtt.settings.protocol, super::super::Protocol::Mqtt);
+    }
+
+    #[test]
+    fn listener_options_before_any_listener_go_to_the_default_one() {
+        let config = valid("certfile /s.pem\nkeyfile /s.key\nport 8883\n");
+        assert_eq!(config.listeners.len(), 2);
+        assert!(config.listeners.iter().all(|l| l.settings.tls.is_some()));
+        // No default listener to take them: an error at the first of them.
+        assert_eq!(
+            errors("max_keepalive 60\nprotocol websockets\nlistener 9001\n"),
+            [(
+                2,
+                "a listener option before any `listener` line, and no `port` or `bind_address` \
+                 to make the default listener: write it after the `listener` line it is for"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn listener_option_errors_and_warnings_have_their_lines() {
+        let found = errors(
+            "listener 8883\ncertfile /s.pem\nprotocol mqtts\nlistener 8884\n\
+             keyfile /k.pem\ncertfile /c.pem\ntls_version sslv3\npsk_hint hi\n\
+             listener 8885\ncafile /ca.pem\nenable_proxy_protocol yes\ncertfile\n",
+        );
+        // Checks of a whole listener come when its block ends: by line here.
+        let mut found = found;
+        found.sort();
+        let expected: &[(usize, &str)] = &[
+            (1, "listener: certfile without keyfile: TLS needs both"),
+            (3, "protocol: 'mqtts' is not mqtt or websockets"),
+            (7, "tls_version: 'sslv3' is not tlsv1.3, tlsv1.2 or tlsv1.1"),
+            (8, "psk_hint: TLS with pre-shared keys is not supported"),
+            (
+                9,
+                "listener: TLS options without certfile and keyfile, which TLS needs",
+            ),
+            (
+                11,
+                "enable_proxy_protocol: 'yes' is not a PROXY protocol version (1 or 2)",
+            ),
+            (12, "certfile: missing value"),
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for ((line, reason), (want_line, want)) in found.iter().zip(expected) {
+            assert_eq!(
+                (line, reason.starts_with(want)),
+                (want_line, true),
+                "{reason}"
+            );
+        }
+        let found = warnings(
+            "listener 8883\ncertfile /c.pem\nkeyfile /k.pem\ndhparamfile /dh.pem\n\
+             ciphers ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-SHA\ntls_version tlsv1.1\n\
+             listener 9001\nprotocol websockets\nhttp_dir /var/www\n",
+        );
+        let lines: Vec<usize> = found.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [4, 5, 6, 9], "{found:#?}");
     }
 }

@@ -8,6 +8,11 @@
 //! port = 1883
 //! address = "127.0.0.1"
 //!
+//! [[listener]]
+//! port = 8883
+//! certfile = "/etc/starling/server.pem"
+//! keyfile = "/etc/starling/server.key"
+//!
 //! [log]
 //! type = ["error", "warning"]
 //! dest = ["stderr"]
@@ -29,7 +34,9 @@ use std::path::Path;
 use ::toml::{Spanned, Value};
 use serde::Deserialize;
 
+use super::listener::ListenerOptions;
 use super::mosquitto::{line_of, values};
+use super::security;
 use super::{Config, ConfigProblem, ConfigReport, Listener};
 
 /// The file as written. Numbers are `i64` so that range checks are ours and
@@ -39,6 +46,10 @@ use super::{Config, ConfigProblem, ConfigReport, Listener};
 struct File {
     allow_anonymous: Option<bool>,
     allow_zero_length_clientid: Option<bool>,
+    auto_id_prefix: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    acl_file: Option<Spanned<String>>,
+    per_listener_settings: Option<bool>,
     max_connections: Option<Spanned<i64>>,
     max_packet_size: Option<Spanned<i64>>,
     message_size_limit: Option<Spanned<i64>>,
@@ -53,6 +64,8 @@ struct File {
     persistent_client_expiration: Option<Spanned<Value>>,
     upgrade_outgoing_qos: Option<bool>,
     sys_interval: Option<Spanned<i64>>,
+    connect_timeout: Option<Spanned<i64>>,
+    max_publish_rate: Option<Spanned<i64>>,
     #[serde(default)]
     listener: Vec<ListenerTable>,
     log: Option<LogTable>,
@@ -62,11 +75,46 @@ struct File {
     auth: Option<Spanned<Value>>,
 }
 
+/// A `[[listener]]` table: Mosquitto's listener directives as keys
+/// (`ciphers_tls13` for `ciphers_tls1.3`, which TOML would need quoted).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListenerTable {
     port: Spanned<i64>,
     address: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    protocol: Option<Spanned<String>>,
+    enable_proxy_protocol: Option<Spanned<i64>>,
+    websockets_path: Option<Spanned<String>>,
+    websockets_origin: Option<Vec<Spanned<String>>>,
+    certfile: Option<Spanned<String>>,
+    keyfile: Option<Spanned<String>>,
+    cafile: Option<Spanned<String>>,
+    capath: Option<Spanned<String>>,
+    crlfile: Option<Spanned<String>>,
+    require_certificate: Option<Spanned<bool>>,
+    use_identity_as_username: Option<Spanned<bool>>,
+    use_subject_as_username: Option<Spanned<bool>>,
+    tls_version: Option<Spanned<String>>,
+    ciphers: Option<Spanned<String>>,
+    ciphers_tls13: Option<Spanned<String>>,
+    // With `per_listener_settings = true` only.
+    allow_anonymous: Option<Spanned<bool>>,
+    allow_zero_length_clientid: Option<Spanned<bool>>,
+    auto_id_prefix: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    acl_file: Option<Spanned<String>>,
+}
+
+/// The settings `per_listener_settings` scopes, at the top level or in a
+/// `[[listener]]`.
+#[derive(Debug, Default)]
+struct SecurityKeys {
+    allow_anonymous: Option<Spanned<bool>>,
+    allow_zero_length_clientid: Option<Spanned<bool>>,
+    auto_id_prefix: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    acl_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,10 +181,6 @@ impl Builder<'_> {
     fn apply(&mut self, file: File) {
         let c = &mut self.config;
         let flags = [
-            (
-                file.allow_zero_length_clientid,
-                &mut c.allow_zero_length_clientid,
-            ),
             (file.queue_qos0_messages, &mut c.queue_qos0_messages),
             (file.retain_available, &mut c.retain_available),
             (file.upgrade_outgoing_qos, &mut c.upgrade_outgoing_qos),
@@ -202,6 +246,20 @@ impl Builder<'_> {
         if let Some(v) = self.number("sys_interval", file.sys_interval, values::sys_interval) {
             self.config.sys_interval = v;
         }
+        if let Some(v) = self.number(
+            "connect_timeout",
+            file.connect_timeout,
+            values::connect_timeout,
+        ) {
+            self.config.connect_timeout = v;
+        }
+        if let Some(v) = self.number(
+            "max_publish_rate",
+            file.max_publish_rate,
+            values::max_publish_rate,
+        ) {
+            self.config.max_publish_rate = v;
+        }
         if let Some(expiration) = file.persistent_client_expiration {
             let result = match expiration.get_ref() {
                 Value::String(text) => values::expiration(text).map(Some),
@@ -216,14 +274,41 @@ impl Builder<'_> {
             }
         }
 
-        for listener in file.listener {
+        // Security settings go through the same collector as mosquitto.conf's:
+        // it gives `allow_anonymous` Mosquitto 2's default and scopes them.
+        let mut security = security::Collector::default();
+        security.set_per_listener_settings(file.per_listener_settings.unwrap_or(false));
+        let top = SecurityKeys {
+            allow_anonymous: file.allow_anonymous.map(|v| Spanned::new(0..0, v)),
+            allow_zero_length_clientid: file
+                .allow_zero_length_clientid
+                .map(|v| Spanned::new(0..0, v)),
+            auto_id_prefix: file.auto_id_prefix,
+            password_file: file.password_file,
+            acl_file: file.acl_file,
+        };
+        self.security_keys(&mut security, None, top);
+        let mut groups = Vec::new();
+        for mut listener in file.listener {
+            let keys = SecurityKeys {
+                allow_anonymous: listener.allow_anonymous.take(),
+                allow_zero_length_clientid: listener.allow_zero_length_clientid.take(),
+                auto_id_prefix: listener.auto_id_prefix.take(),
+                password_file: listener.password_file.take(),
+                acl_file: listener.acl_file.take(),
+            };
+            let first = self.config.listeners.len();
             self.listener(listener);
+            let len = self.config.listeners.len() - first;
+            groups.push(security::Group {
+                first,
+                len,
+                default_listener: false,
+            });
+            self.security_keys(&mut security, Some(first), keys);
         }
-        // Mosquitto 2: a broker reachable from the network needs an explicit
-        // `allow_anonymous = true` to let anonymous clients in.
-        self.config.allow_anonymous = file
-            .allow_anonymous
-            .unwrap_or(self.config.listeners.is_empty());
+        let local_only = groups.is_empty();
+        security.finish(&mut self.config, local_only, &groups);
 
         if let Some(log) = file.log {
             if let Some(types) = log.types {
@@ -242,11 +327,16 @@ impl Builder<'_> {
             }
         }
 
-        for (name, section) in [
-            ("storage", file.storage),
-            ("tls", file.tls),
-            ("auth", file.auth),
-        ] {
+        if let Some(auth) = file.auth {
+            // Not a warning: a file that meant to require passwords must not
+            // start a broker that does not.
+            let line = self.line(auth.span());
+            let reason = "[auth]: the authentication settings are top-level keys \
+                          (password_file, acl_file, allow_anonymous, ...)"
+                .to_string();
+            self.report.errors.push(problem(self.path, line, reason));
+        }
+        for (name, section) in [("storage", file.storage), ("tls", file.tls)] {
             if let Some(section) = section {
                 let line = self.line(section.span());
                 let reason = format!("[{name}]: not supported yet; ignored");
@@ -255,7 +345,50 @@ impl Builder<'_> {
         }
     }
 
-    fn listener(&mut self, table: ListenerTable) {
+    /// Hands the security keys of the top level (`listener` `None`) or of a
+    /// `[[listener]]` to the collector.
+    fn security_keys(
+        &mut self,
+        collector: &mut security::Collector,
+        listener: Option<usize>,
+        keys: SecurityKeys,
+    ) {
+        let base = self.path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let bool_text = |v: Spanned<bool>| (v.span(), v.get_ref().to_string());
+        let string = |v: Spanned<String>| (v.span(), v.into_inner());
+        let entries = [
+            ("allow_anonymous", keys.allow_anonymous.map(bool_text)),
+            (
+                "allow_zero_length_clientid",
+                keys.allow_zero_length_clientid.map(bool_text),
+            ),
+            ("auto_id_prefix", keys.auto_id_prefix.map(string)),
+            ("password_file", keys.password_file.map(string)),
+            ("acl_file", keys.acl_file.map(string)),
+        ];
+        for (key, entry) in entries {
+            let Some((span, value)) = entry else {
+                continue;
+            };
+            let name = match listener {
+                Some(_) => format!("listener.{key}"),
+                None => key.to_string(),
+            };
+            if listener.is_some() && !collector.per_listener_settings() {
+                let reason =
+                    "applies to one listener only with per_listener_settings = true".into();
+                self.check::<()>(span, &name, Err(reason));
+                continue;
+            }
+            let setting = security::Setting::parse(key, &value, &base);
+            if let Some(setting) = self.check(span, &name, setting) {
+                collector.add(listener, setting);
+            }
+        }
+    }
+
+    fn listener(&mut self, mut table: ListenerTable) {
+        let options = self.listener_options(&mut table);
         let port = self.check(
             table.port.span(),
             "listener.port",
@@ -283,10 +416,102 @@ impl Builder<'_> {
         if let Some(reason) = clash {
             return self.report.errors.push(problem(self.path, line, reason));
         }
-        self.config
-            .listeners
-            .extend(addrs.iter().map(|&bind| Listener { bind }));
+        match options.finish() {
+            Ok((settings, warnings)) => {
+                for warning in warnings {
+                    let reason = format!("listener: {warning}");
+                    self.report.warnings.push(problem(self.path, line, reason));
+                }
+                self.config
+                    .listeners
+                    .extend(addrs.iter().map(|&bind| Listener {
+                        settings: settings.clone(),
+                        ..Listener::new(bind)
+                    }));
+            }
+            Err(errors) => {
+                for error in errors {
+                    let reason = format!("listener: {error}");
+                    self.report.errors.push(problem(self.path, line, reason));
+                }
+            }
+        }
         self.listeners.push((line, addrs));
+    }
+
+    /// A listener table's options, through the same checks as mosquitto.conf's
+    /// directives (each value as the text Mosquitto would read).
+    fn listener_options(&mut self, table: &mut ListenerTable) -> ListenerOptions {
+        let mut options = ListenerOptions::default();
+        let mut texts: Vec<(&str, Range<usize>, String)> = Vec::new();
+        let strings = [
+            ("protocol", table.protocol.take()),
+            ("websockets_path", table.websockets_path.take()),
+            ("certfile", table.certfile.take()),
+            ("keyfile", table.keyfile.take()),
+            ("cafile", table.cafile.take()),
+            ("capath", table.capath.take()),
+            ("crlfile", table.crlfile.take()),
+            ("tls_version", table.tls_version.take()),
+            ("ciphers", table.ciphers.take()),
+            ("ciphers_tls1.3", table.ciphers_tls13.take()),
+        ];
+        for (key, value) in strings {
+            if let Some(value) = value {
+                texts.push((key, value.span(), value.into_inner()));
+            }
+        }
+        for origin in table.websockets_origin.take().unwrap_or_default() {
+            texts.push(("websockets_origin", origin.span(), origin.into_inner()));
+        }
+        let flags = [
+            ("require_certificate", table.require_certificate.take()),
+            (
+                "use_identity_as_username",
+                table.use_identity_as_username.take(),
+            ),
+            (
+                "use_subject_as_username",
+                table.use_subject_as_username.take(),
+            ),
+        ];
+        for (key, value) in flags {
+            if let Some(value) = value {
+                texts.push((key, value.span(), value.get_ref().to_string()));
+            }
+        }
+        if let Some(version) = table.enable_proxy_protocol.take() {
+            texts.push((
+                "enable_proxy_protocol",
+                version.span(),
+                version.get_ref().to_string(),
+            ));
+        }
+        let base = self.path.parent().unwrap_or(Path::new("")).to_path_buf();
+        for (key, span, text) in texts {
+            let line = self.line(span);
+            match options.set(key, &text, &base) {
+                Some(Ok(None)) | None => {}
+                Some(Ok(Some(warning))) => self.report.warnings.push(problem(
+                    self.path,
+                    line,
+                    format!("listener.{key}: {warning}"),
+                )),
+                Some(Err(reason)) => self.report.errors.push(problem(
+                    self.path,
+                    line,
+                    format!("listener.{key}: {reason}"),
+                )),
+            }
+        }
+        if let Some(v) = self.number(
+            "listener.max_connections",
+            table.max_connections.take(),
+            values::max_connections,
+        ) {
+            options.max_connections = v;
+        }
+        options
     }
 
     /// A `[log]` list, built from empty so that it replaces the default.
@@ -389,9 +614,7 @@ mod tests {
     fn listeners(addrs: &[&str]) -> Vec<Listener> {
         addrs
             .iter()
-            .map(|a| Listener {
-                bind: a.parse::<SocketAddr>().expect("address"),
-            })
+            .map(|a| Listener::new(a.parse::<SocketAddr>().expect("address")))
             .collect()
     }
 
@@ -438,6 +661,10 @@ mod tests {
             r#"
 allow_anonymous = true
 allow_zero_length_clientid = false
+auto_id_prefix = "dev-"
+password_file = "/etc/starling/passwd"
+acl_file = "/etc/starling/acl"
+per_listener_settings = false
 max_connections = 500
 max_packet_size = 1048576
 message_size_limit = 65536
@@ -478,6 +705,8 @@ dest = ["stdout", "file /var/log/starling broker.log"]
             ]),
             allow_anonymous: true,
             max_connections: Some(500),
+            connect_timeout: Duration::from_secs(10),
+            max_publish_rate: None,
             max_packet_size: NonZeroU32::new(1_048_576),
             message_size_limit: NonZeroU32::new(65_536),
             max_inflight_messages: 10,
@@ -488,6 +717,11 @@ dest = ["stdout", "file /var/log/starling broker.log"]
             max_topic_alias: 5,
             retain_available: false,
             allow_zero_length_clientid: false,
+            auto_id_prefix: "dev-".into(),
+            password_file: Some("/etc/starling/passwd".into()),
+            acl_file: Some("/etc/starling/acl".into()),
+            per_listener_settings: false,
+            login_delay: Default::default(),
             persistent_client_expiration: Some(Duration::from_secs(14 * 86_400)),
             upgrade_outgoing_qos: true,
             sys_interval: Some(Duration::from_secs(30)),
@@ -695,8 +929,7 @@ dest = ["stderr",
     #[test]
     fn later_sections_are_warned_about_and_ignored() {
         let (config, report) = parse(
-            "max_keepalive = 60\n\n[storage]\npath = \"/var/lib/starling\"\n\n[tls]\ncert = \"c.pem\"\n\n\
-             [auth]\npassword_file = \"p\"\n",
+            "max_keepalive = 60\n\n[storage]\npath = \"/var/lib/starling\"\n\n[tls]\ncert = \"c.pem\"\n",
         )
         .expect("valid");
         assert_eq!(
@@ -716,8 +949,72 @@ dest = ["stderr",
             [
                 (3, "[storage]: not supported yet; ignored"),
                 (6, "[tls]: not supported yet; ignored"),
-                (9, "[auth]: not supported yet; ignored"),
             ]
+        );
+    }
+
+    #[test]
+    fn an_auth_section_is_an_error_not_a_warning() {
+        // A file meant to require passwords must not start an open broker.
+        assert_eq!(
+            errors("max_keepalive = 60\n[auth]\npassword_file = \"p\"\n"),
+            [(
+                2,
+                "[auth]: the authentication settings are top-level keys (password_file, acl_file, allow_anonymous, ...)"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn security_keys_at_the_top_and_per_listener() {
+        // mosquitto.conf(5) per_listener_settings: password_file, acl_file,
+        // allow_anonymous, allow_zero_length_clientid and auto_id_prefix are
+        // per listener when it is true, and only then.
+        let scratch = Scratch::new("toml-security");
+        let path = scratch.write(
+            "starling.toml",
+            "per_listener_settings = true\npassword_file = \"passwd\"\n\
+             [[listener]]\nport = 1883\naddress = \"127.0.0.1\"\nacl_file = \"/etc/acl\"\nallow_anonymous = true\n\
+             [[listener]]\nport = 1884\naddress = \"127.0.0.1\"\nauto_id_prefix = \"b-\"\n",
+        );
+        let (config, _) = parse_toml(&path).expect("valid");
+        assert!(config.per_listener_settings);
+        assert_eq!(config.password_file, Some(scratch.dir().join("passwd")));
+        assert!(!config.allow_anonymous, "listeners are configured");
+        let own: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| l.security.clone().expect("per listener"))
+            .collect();
+        assert_eq!(own[0].acl_file, Some("/etc/acl".into()));
+        assert!(own[0].allow_anonymous);
+        assert_eq!(own[1].auto_id_prefix, "b-");
+        assert!(!own[1].allow_anonymous);
+        assert_eq!(own[1].password_file, None);
+
+        assert_eq!(
+            errors("[[listener]]\nport = 1883\nacl_file = \"/etc/acl\"\nauto_id_prefix = \"a/b\"\n"),
+            [
+                (
+                    3,
+                    "listener.acl_file: applies to one listener only with per_listener_settings = true"
+                        .to_string()
+                ),
+                (
+                    4,
+                    "listener.auto_id_prefix: applies to one listener only with per_listener_settings = true"
+                        .to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            errors("auto_id_prefix = \"a#\"\n"),
+            [(
+                1,
+                "auto_id_prefix: 'a#' would make client identifiers with '+', '#' or '/'"
+                    .to_string()
+            )]
         );
     }
 
@@ -730,5 +1027,97 @@ dest = ["stderr",
             (report.errors[0].file.as_path(), report.errors[0].line),
             (missing.as_path(), 0)
         );
+    }
+
+    #[test]
+    fn listener_tables_take_the_listener_options() {
+        let scratch = Scratch::new("toml-listener");
+        let path = scratch.write(
+            "starling.toml",
+            r#"connect_timeout = 3
+max_publish_rate = 50
+
+[[listener]]
+port = 8883
+address = "127.0.0.1"
+certfile = "server.pem"
+keyfile = "server.key"
+cafile = "ca.pem"
+require_certificate = true
+use_subject_as_username = true
+ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256"
+ciphers_tls13 = "TLS_AES_128_GCM_SHA256"
+max_connections = 10
+
+[[listener]]
+port = 9001
+address = "127.0.0.1"
+protocol = "websockets"
+websockets_path = "/mqtt"
+websockets_origin = ["https://a.example", "https://b.example"]
+enable_proxy_protocol = 1
+"#,
+        );
+        let (config, report) = parse_toml(&path).expect("valid");
+        assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
+        assert_eq!(config.connect_timeout, Duration::from_secs(3));
+        assert_eq!(config.max_publish_rate, NonZeroU32::new(50));
+        let [tls, ws] = &config.listeners[..] else {
+            panic!("{:#?}", config.listeners);
+        };
+        let settings = tls.settings.tls.as_ref().expect("TLS");
+        assert_eq!(settings.certfile, scratch.dir().join("server.pem"));
+        assert!(settings.require_certificate && settings.use_subject_as_username);
+        assert_eq!(settings.ciphers.as_ref().map(|c| c[0].id), Some(0xC02B));
+        assert_eq!(
+            settings.ciphers_tls13.as_ref().map(|c| c[0].id),
+            Some(0x1301)
+        );
+        assert_eq!(tls.settings.max_connections, Some(10));
+        assert_eq!(ws.settings.protocol, super::super::Protocol::WebSockets);
+        assert_eq!(ws.settings.websockets.origins.len(), 2);
+        assert_eq!(
+            ws.settings.proxy_protocol,
+            Some(super::super::ProxyProtocol::V1)
+        );
+
+        // The same from mosquitto.conf.
+        let conf = scratch.write(
+            "mosquitto.conf",
+            "connect_timeout 3\nmax_publish_rate 50\nlistener 8883 127.0.0.1\ncertfile server.pem\n\
+             keyfile server.key\ncafile ca.pem\nrequire_certificate true\n\
+             use_subject_as_username true\nciphers ECDHE-ECDSA-AES128-GCM-SHA256\n\
+             ciphers_tls1.3 TLS_AES_128_GCM_SHA256\nmax_connections 10\n\
+             listener 9001 127.0.0.1\nprotocol websockets\nwebsockets_path /mqtt\n\
+             websockets_origin https://a.example\nwebsockets_origin https://b.example\n\
+             enable_proxy_protocol 1\n",
+        );
+        let (from_conf, _) = parse_mosquitto(&conf).expect("valid mosquitto.conf");
+        assert_eq!(from_conf, config);
+    }
+
+    #[test]
+    fn listener_table_errors_have_their_lines() {
+        let found = errors(
+            "[[listener]]\nport = 8883\ncertfile = \"c.pem\"\n\n[[listener]]\nport = 9001\n\
+             protocol = \"ws\"\nenable_proxy_protocol = 3\nmax_connections = -2\n",
+        );
+        let expected: &[(usize, &str)] = &[
+            (2, "listener: certfile without keyfile: TLS needs both"),
+            (7, "listener.protocol: 'ws' is not mqtt or websockets"),
+            (
+                8,
+                "listener.enable_proxy_protocol: '3' is not a PROXY protocol version",
+            ),
+            (9, "listener.max_connections: -2 is negative"),
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for ((line, reason), (want_line, want)) in found.iter().zip(expected) {
+            assert_eq!(
+                (line, reason.starts_with(want)),
+                (want_line, true),
+                "{reason}"
+            );
+        }
     }
 }

@@ -1,0 +1,366 @@
+//! TLS listeners (mosquitto.conf(5), "Certificate based SSL/TLS Support"):
+//! MQTT over TLS, client certificates required and checked (untrusted,
+//! expired and revoked ones refused during the handshake), user names from
+//! certificates, the oldest TLS version, and reloading the certificates while
+//! clients stay connected. Certificates are made by `openssl` for each test.
+
+mod pki;
+mod transports;
+
+use pki::Pki;
+use starling_broker::config::{TlsSettings, TlsVersion};
+use starling_broker::Config;
+use starling_client::{Client, ClientOptions, Event, QoS, TlsOptions};
+use starling_proto::{Packet, ProtocolVersion, ReasonCode};
+use transports::*;
+
+/// Connects over TLS as `client`, sends CONNECT and returns the CONNACK, or
+/// why there was none (a refused handshake shows up here: with TLS 1.3 the
+/// client only learns of it when it reads).
+async fn mqtt_over_tls(
+    served: &Served,
+    pki: &Pki,
+    client: Option<&pki::Issued>,
+    version: ProtocolVersion,
+) -> Result<starling_proto::ConnAck, String> {
+    let stream = tls_connect(served.addr(), &pki.ca(), client, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut raw = Raw::new(stream, version);
+    raw.connect("tls-client").await
+}
+
+#[tokio::test]
+async fn mqtt_over_tls_with_our_client_library() {
+    let pki = Pki::new("tls-basic");
+    let served = Served::one(Config::default(), with_tls(tls(&pki))).await;
+    let url = format!("mqtts://127.0.0.1:{}", served.addr().port());
+    let tls_options = TlsOptions::new().cafile(pki.ca());
+    let (subscriber, mut events) =
+        Client::connect(ClientOptions::new(&url).unwrap().tls(tls_options.clone()))
+            .await
+            .expect("TLS connection");
+    subscriber
+        .subscribe_one("tls/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (publisher, _publisher_events) = Client::connect(
+        ClientOptions::new(&url)
+            .unwrap()
+            .version(ProtocolVersion::V5)
+            .tls(tls_options),
+    )
+    .await
+    .expect("TLS connection");
+    // A payload larger than a TLS record crosses several of them.
+    let payload = vec![b'x'; 40_000];
+    publisher
+        .publish("tls/big", payload.clone(), QoS::ExactlyOnce, false)
+        .await
+        .unwrap();
+    let message = loop {
+        match tokio::time::timeout(WAIT, events.recv()).await.unwrap() {
+            Some(Event::Message(message)) => break message,
+            Some(_) => continue,
+            None => panic!("events ended"),
+        }
+    };
+    assert_eq!(message.topic.as_str(), "tls/big");
+    assert_eq!(message.payload.len(), payload.len());
+    publisher.disconnect().await.unwrap();
+    subscriber.disconnect().await.unwrap();
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_broker_fails_the_handshake() {
+    let pki = Pki::new("tls-distrust");
+    let served = Served::one(Config::default(), with_tls(tls(&pki))).await;
+    // The client trusts another CA only.
+    let result = Client::connect(
+        ClientOptions::new(&format!("mqtts://127.0.0.1:{}", served.addr().port()))
+            .unwrap()
+            .tls(TlsOptions::new().cafile(pki.new_ca())),
+    )
+    .await;
+    let error = result.expect_err("untrusted server").to_string();
+    assert!(error.contains("TLS"), "{error}");
+    // A client that verifies the name: the certificate names 127.0.0.1 and
+    // localhost, not other.example, unless insecure.
+    let wrong_name = TlsOptions::new()
+        .cafile(pki.ca())
+        .server_name("other.example");
+    let url = format!("mqtts://127.0.0.1:{}", served.addr().port());
+    assert!(
+        Client::connect(ClientOptions::new(&url).unwrap().tls(wrong_name.clone()))
+            .await
+            .is_err()
+    );
+    let (client, _events) = Client::connect(
+        ClientOptions::new(&url)
+            .unwrap()
+            .tls(wrong_name.insecure(true)),
+    )
+    .await
+    .expect("insecure skips the name check");
+    client.disconnect().await.unwrap();
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn require_certificate_refuses_missing_untrusted_expired_and_revoked_certificates() {
+    let pki = Pki::new("tls-require");
+    let settings = TlsSettings {
+        crlfile: Some(pki.crl()),
+        ..mutual_tls(&pki)
+    };
+    let served = Served::one(Config::default(), with_tls(settings)).await;
+    let v = ProtocolVersion::V3_1_1;
+    let ack = mqtt_over_tls(&served, &pki, Some(&pki.alice()), v)
+        .await
+        .expect("a trusted certificate");
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    for (what, client) in [
+        ("no certificate", None),
+        ("another CA's", Some(pki.untrusted())),
+        ("an expired one", Some(pki.expired())),
+        ("a revoked one", Some(pki.mallory())),
+    ] {
+        let result = mqtt_over_tls(&served, &pki, client.as_ref(), v).await;
+        assert!(result.is_err(), "{what} was let in: {result:?}");
+    }
+    // With TLS 1.2 the client sees the refusal in the handshake itself.
+    for client in [pki.untrusted(), pki.expired(), pki.mallory()] {
+        let handshake = tls_connect(
+            served.addr(),
+            &pki.ca(),
+            Some(&client),
+            Some(&rustls::version::TLS12),
+        )
+        .await;
+        assert!(handshake.is_err(), "{} accepted", client.cert.display());
+    }
+    served.stop().await;
+
+    // The same revoked certificate without the CRL: only revocation kept it out.
+    let served = Served::one(Config::default(), with_tls(mutual_tls(&pki))).await;
+    let ack = mqtt_over_tls(&served, &pki, Some(&pki.mallory()), v).await;
+    assert!(ack.is_ok(), "{ack:?}");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn optional_client_certificates_are_still_verified() {
+    let pki = Pki::new("tls-optional");
+    let settings = TlsSettings {
+        require_certificate: false,
+        ..mutual_tls(&pki)
+    };
+    let served = Served::one(Config::default(), with_tls(settings)).await;
+    let v = ProtocolVersion::V5;
+    assert!(mqtt_over_tls(&served, &pki, None, v).await.is_ok());
+    assert!(mqtt_over_tls(&served, &pki, Some(&pki.alice()), v)
+        .await
+        .is_ok());
+    assert!(mqtt_over_tls(&served, &pki, Some(&pki.untrusted()), v)
+        .await
+        .is_err());
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn capath_is_a_directory_of_cas() {
+    let pki = Pki::new("tls-capath");
+    let dir = pki.path("capath");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(pki.ca(), dir.join("ca.pem")).unwrap();
+    std::fs::copy(pki.crl(), dir.join("crl.r0")).unwrap();
+    let settings = TlsSettings {
+        cafile: None,
+        capath: Some(dir),
+        ..mutual_tls(&pki)
+    };
+    let served = Served::one(Config::default(), with_tls(settings)).await;
+    let v = ProtocolVersion::V3_1_1;
+    assert!(mqtt_over_tls(&served, &pki, Some(&pki.alice()), v)
+        .await
+        .is_ok());
+    assert!(mqtt_over_tls(&served, &pki, Some(&pki.untrusted()), v)
+        .await
+        .is_err());
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn use_identity_as_username_lets_in_without_a_password() {
+    let pki = Pki::new("tls-identity");
+    let settings = TlsSettings {
+        use_identity_as_username: true,
+        ..mutual_tls(&pki)
+    };
+    // Anonymous clients are refused: only the certificate's name lets in.
+    let config = Config {
+        allow_anonymous: false,
+        ..Config::default()
+    };
+    let served = Served::one(config, with_tls(settings)).await;
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let ack = mqtt_over_tls(&served, &pki, Some(&pki.alice()), version)
+            .await
+            .expect("CONNACK");
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "{version:?}");
+    }
+    served.stop().await;
+
+    // A listener that takes names from certificates but does not require
+    // one refuses, at CONNECT, a client that has none (Not Authorized).
+    let settings = TlsSettings {
+        use_identity_as_username: true,
+        require_certificate: false,
+        ..mutual_tls(&pki)
+    };
+    let served = Served::one(Config::default(), with_tls(settings)).await;
+    let ack = mqtt_over_tls(&served, &pki, None, ProtocolVersion::V5)
+        .await
+        .expect("CONNACK");
+    assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED);
+    let ack = mqtt_over_tls(&served, &pki, None, ProtocolVersion::V3_1_1)
+        .await
+        .expect("CONNACK");
+    assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED);
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn tls_version_1_3_refuses_tls_1_2_clients() {
+    let pki = Pki::new("tls-version");
+    let settings = TlsSettings {
+        min_version: TlsVersion::Tls13,
+        ..tls(&pki)
+    };
+    let served = Served::one(Config::default(), with_tls(settings)).await;
+    assert!(tls_connect(
+        served.addr(),
+        &pki.ca(),
+        None,
+        Some(&rustls::version::TLS12)
+    )
+    .await
+    .is_err());
+    let stream = tls_connect(
+        served.addr(),
+        &pki.ca(),
+        None,
+        Some(&rustls::version::TLS13),
+    )
+    .await
+    .expect("TLS 1.3");
+    let mut raw = Raw::new(stream, ProtocolVersion::V3_1_1);
+    assert!(raw.connect("v13").await.is_ok());
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn reloading_swaps_the_certificate_for_new_connections_only() {
+    let pki = Pki::new("tls-reload");
+    // The listener's files are copies the test replaces.
+    let certfile = pki.path("live.pem");
+    let keyfile = pki.path("live.key");
+    std::fs::copy(pki.server().cert, &certfile).unwrap();
+    std::fs::copy(pki.server().key, &keyfile).unwrap();
+    let settings = TlsSettings {
+        certfile: certfile.clone(),
+        keyfile: keyfile.clone(),
+        ..tls(&pki)
+    };
+    let served = Served::one(Config::default(), with_tls(settings)).await;
+
+    // A client connected before the reload, subscribed.
+    let stream = tls_connect(served.addr(), &pki.ca(), None, None)
+        .await
+        .unwrap();
+    let mut old = Raw::new(stream, ProtocolVersion::V3_1_1);
+    old.connect("before-reload").await.unwrap();
+    old.send(Packet::Subscribe(starling_proto::Subscribe {
+        packet_id: starling_proto::PacketId::new(1).unwrap(),
+        filters: vec![(
+            starling_proto::TopicFilter::try_from("reload/#").unwrap(),
+            starling_proto::SubscriptionOptions::new(QoS::AtMostOnce),
+        )],
+        properties: Default::default(),
+    }))
+    .await;
+    assert!(matches!(old.recv().await, Packet::SubAck(_)));
+
+    // Before the reload, the new CA's clients do not trust the broker.
+    assert!(tls_connect(served.addr(), &pki.new_ca(), None, None)
+        .await
+        .is_err());
+
+    // A broken file keeps the certificate in force.
+    std::fs::write(&certfile, "not a certificate").unwrap();
+    assert!(served.broker.reload_tls().is_err());
+    assert!(tls_connect(served.addr(), &pki.ca(), None, None)
+        .await
+        .is_ok());
+
+    std::fs::copy(pki.new_server().cert, &certfile).unwrap();
+    std::fs::copy(pki.new_server().key, &keyfile).unwrap();
+    assert_eq!(served.broker.reload_tls().expect("reloaded"), 1);
+
+    // New connections get the new certificate...
+    assert!(tls_connect(served.addr(), &pki.ca(), None, None)
+        .await
+        .is_err());
+    let url = format!("mqtts://localhost:{}", served.addr().port());
+    let (publisher, _events) = Client::connect(
+        ClientOptions::new(&url)
+            .unwrap()
+            .tls(TlsOptions::new().cafile(pki.new_ca())),
+    )
+    .await
+    .expect("the new certificate");
+    // ...and the old connection is still there.
+    publisher
+        .publish("reload/x", "after", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    match old.recv().await {
+        Packet::Publish(publish) => assert_eq!(&publish.payload[..], b"after"),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+    publisher.disconnect().await.unwrap();
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn an_unusable_certificate_or_key_is_an_error_at_start() {
+    let pki = Pki::new("tls-errors");
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bind = socket.local_addr().unwrap();
+    let mut settings = tls(&pki);
+    settings.keyfile = pki.alice().key; // not the certificate's key
+    let listener = starling_broker::config::Listener {
+        settings: with_tls(settings),
+        ..starling_broker::config::Listener::new(bind)
+    };
+    let error = starling_broker::transport::Endpoint::new(socket, listener)
+        .expect_err("mismatched key")
+        .to_string();
+    assert!(error.contains("alice.key"), "{error}");
+
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut settings = tls(&pki);
+    settings.certfile = pki.path("missing.pem");
+    let listener = starling_broker::config::Listener {
+        settings: with_tls(settings),
+        ..starling_broker::config::Listener::new(bind)
+    };
+    let error = starling_broker::transport::Endpoint::new(socket, listener)
+        .expect_err("missing file")
+        .to_string();
+    assert!(
+        error.contains("missing.pem") && error.contains("cannot read"),
+        "{error}"
+    );
+}

@@ -1,0 +1,273 @@
+//! Harness for the transport tests: a broker serving listeners of any kind
+//! (TLS, WebSockets, PROXY protocol) on ephemeral ports of 127.0.0.1, and a
+//! raw MQTT client over any byte stream, speaking packets through the real
+//! codec. Waits have deadlines; there are no bare sleeps.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rustls::pki_types::ServerName;
+use starling_broker::config::{Listener, ListenerSettings, TlsSettings};
+use starling_broker::transport::Endpoint;
+use starling_broker::{Broker, Config};
+use starling_proto::{ConnAck, Connect, Decoder, MqttString, Packet, ProtocolVersion, Role};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::pki::{Issued, Pki};
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A broker serving one or more listeners on 127.0.0.1, ephemeral ports.
+pub struct Served {
+    pub addrs: Vec<SocketAddr>,
+    pub broker: Arc<Broker>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Served {
+    /// Serves one listener with `settings`.
+    pub async fn one(config: Config, settings: ListenerSettings) -> Served {
+        Self::many(config, vec![settings]).await
+    }
+
+    /// Serves a listener for each of `settings`, in order.
+    pub async fn many(config: Config, settings: Vec<ListenerSettings>) -> Served {
+        let mut endpoints = Vec::new();
+        for settings in settings {
+            let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = Listener {
+                settings,
+                ..Listener::new(socket.local_addr().unwrap())
+            };
+            endpoints.push(Endpoint::new(socket, listener).expect("the listener's TLS loads"));
+        }
+        Self::endpoints(config, endpoints).await
+    }
+
+    /// Serves `endpoints`.
+    pub async fn endpoints(config: Config, endpoints: Vec<Endpoint>) -> Served {
+        let broker = Broker::new(Config {
+            sys_interval: None,
+            ..config
+        });
+        let addrs = endpoints.iter().map(|e| e.local_addr().unwrap()).collect();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(starling_broker::server::serve_endpoints(
+            Arc::clone(&broker),
+            endpoints,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let task = tokio::spawn(async move {
+            let _ = serving.await;
+        });
+        Served {
+            addrs,
+            broker,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Stops the broker and waits until every connection has closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("broker did not stop")
+                .unwrap();
+        }
+    }
+}
+
+/// TLS settings with the PKI's server certificate and nothing else.
+pub fn tls(pki: &Pki) -> TlsSettings {
+    let server = pki.server();
+    TlsSettings {
+        certfile: server.cert,
+        keyfile: server.key,
+        cafile: None,
+        capath: None,
+        crlfile: None,
+        require_certificate: false,
+        use_identity_as_username: false,
+        use_subject_as_username: false,
+        min_version: Default::default(),
+        ciphers: None,
+        ciphers_tls13: None,
+    }
+}
+
+/// TLS settings that require a client certificate from the PKI's CA.
+pub fn mutual_tls(pki: &Pki) -> TlsSettings {
+    TlsSettings {
+        cafile: Some(pki.ca()),
+        require_certificate: true,
+        ..tls(pki)
+    }
+}
+
+/// Listener settings with `tls`.
+pub fn with_tls(tls: TlsSettings) -> ListenerSettings {
+    ListenerSettings {
+        tls: Some(tls),
+        ..Default::default()
+    }
+}
+
+/// A TLS connection to `addr`, trusting `ca`, presenting `client` if given,
+/// with the rustls defaults (TLS 1.3 and 1.2) or only `version`.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    ca: &Path,
+    client: Option<&Issued>,
+    version: Option<&'static rustls::SupportedProtocolVersion>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let roots = starling_transport::pem::root_store(Some(ca), None).unwrap();
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = match version {
+        Some(v) => vec![v],
+        None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&versions)
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match client {
+        Some(issued) => builder
+            .with_client_auth_cert(
+                starling_transport::pem::certificates(&issued.cert).unwrap(),
+                starling_transport::pem::private_key(&issued.key).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = TcpStream::connect(addr).await?;
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}
+
+/// A client that sends and receives whole packets over any byte stream.
+pub struct Raw<S> {
+    pub stream: S,
+    pub version: ProtocolVersion,
+    decoder: Decoder,
+    buf: BytesMut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
+    pub fn new(stream: S, version: ProtocolVersion) -> Raw<S> {
+        Raw {
+            stream,
+            version,
+            decoder: Decoder::new(Role::Client, version),
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub async fn send(&mut self, packet: Packet) {
+        let mut buf = BytesMut::new();
+        packet.encode(self.version, &mut buf).unwrap();
+        self.send_bytes(&buf).await;
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+        self.stream.flush().await.unwrap();
+    }
+
+    /// The next packet; `Err` with the reason if the connection ended first.
+    pub async fn try_recv(&mut self) -> Result<Packet, String> {
+        let read = async {
+            loop {
+                if let Some(packet) = self
+                    .decoder
+                    .decode(&mut self.buf)
+                    .map_err(|e| e.to_string())?
+                {
+                    return Ok(packet);
+                }
+                self.buf.reserve(4096);
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) => return Err("closed".to_string()),
+                    Err(e) => return Err(e.to_string()),
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, read)
+            .await
+            .unwrap_or_else(|_| Err("nothing within the deadline".into()))
+    }
+
+    pub async fn recv(&mut self) -> Packet {
+        self.try_recv().await.expect("a packet")
+    }
+
+    /// CONNECT as `id`, and the CONNACK (or why there was none).
+    pub async fn connect(&mut self, id: &str) -> Result<ConnAck, String> {
+        self.connect_with(connect(self.version, id)).await
+    }
+
+    pub async fn connect_with(&mut self, connect: Connect) -> Result<ConnAck, String> {
+        self.send(Packet::Connect(Box::new(connect))).await;
+        match self.try_recv().await? {
+            Packet::ConnAck(ack) => Ok(ack),
+            other => Err(format!("expected CONNACK, got {other:?}")),
+        }
+    }
+
+    /// Waits until the broker closes the connection; the packets before.
+    pub async fn closed(&mut self) -> Vec<Packet> {
+        let mut seen = Vec::new();
+        while let Ok(packet) = self.try_recv().await {
+            seen.push(packet);
+        }
+        seen
+    }
+}
+
+/// A CONNECT for `version` with `client_id`, clean, keep alive 60.
+pub fn connect(version: ProtocolVersion, client_id: &str) -> Connect {
+    Connect::new(version, MqttString::try_from(client_id).unwrap())
+}
+
+/// Reads until the peer closes, returning what it sent; panics after `within`.
+pub async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .expect("the broker did not close the connection in time");
+    seen
+}
