@@ -184,15 +184,18 @@ async fn open_and_serve(
     // Dropping `open` on shutdown or at the deadline closes the socket; what it
     // had read is lost with the connection, so it need not be cancel-safe.
     let opened = tokio::select! {
-        opened = tokio::time::timeout_at(deadline, endpoint.open(stream, peer, max_packet, deadline)) => opened,
+        // Boxed, as are the connections below: the task then holds only the
+        // stage in progress, not the largest of them (TLS and WebSocket
+        // handshakes are big), which keeps idle connections small.
+        opened = tokio::time::timeout_at(deadline, Box::pin(endpoint.open(stream, peer, max_packet, deadline))) => opened,
         _ = stop.changed() => return,
     };
     match opened {
         Ok(Ok((Opened::Tcp(stream), info))) => {
-            connection::serve_with(broker, stream, info, stop).await
+            Box::pin(connection::serve_with(broker, stream, info, stop)).await
         }
         Ok(Ok((Opened::Boxed(stream), info))) => {
-            connection::serve_with(broker, stream, info, stop).await
+            Box::pin(connection::serve_with(broker, stream, info, stop)).await
         }
         Ok(Err(e)) => info!("Client <unknown> from {peer} refused: {e}."),
         Err(_) => info!(
