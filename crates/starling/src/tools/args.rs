@@ -53,10 +53,10 @@ pub(crate) enum Payload {
     Null,
 }
 
-/// The TLS options: read and checked as Mosquitto does, then refused at connect
-/// time, since the client has no TLS transport yet.
+/// The TLS options as given; [`super::tls`] decides from them, as Mosquitto
+/// does, whether the connection uses TLS and how.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct TlsOptions {
+pub(crate) struct TlsArgs {
     pub(crate) cafile: Option<String>,
     pub(crate) capath: Option<String>,
     pub(crate) cert: Option<String>,
@@ -73,30 +73,6 @@ pub(crate) struct TlsOptions {
     pub(crate) use_os_certs: bool,
 }
 
-impl TlsOptions {
-    /// The first TLS option given, as written on the command line.
-    pub(crate) fn first_given(&self) -> Option<&'static str> {
-        [
-            (self.cafile.is_some(), "--cafile"),
-            (self.capath.is_some(), "--capath"),
-            (self.psk.is_some(), "--psk"),
-            (self.cert.is_some(), "--cert"),
-            (self.key.is_some(), "--key"),
-            (self.use_os_certs, "--tls-use-os-certs"),
-            (self.insecure, "--insecure"),
-            (self.version.is_some(), "--tls-version"),
-            (self.ciphers.is_some(), "--ciphers"),
-            (self.alpn.is_some(), "--tls-alpn"),
-            (self.engine.is_some(), "--tls-engine"),
-            (self.keyform.is_some(), "--keyform"),
-            (self.kpass_sha1.is_some(), "--tls-engine-kpass-sha1"),
-            (self.psk_identity.is_some(), "--psk-identity"),
-        ]
-        .into_iter()
-        .find_map(|(given, name)| given.then_some(name))
-    }
-}
-
 /// Everything the options say.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -104,7 +80,8 @@ pub(crate) struct Config {
     pub(crate) host: String,
     /// `-p` or the URL's port; `None` for the default (1883, or 8883 with TLS).
     pub(crate) port: Option<i32>,
-    /// `-L mqtts://...`.
+    /// `-L mqtts://...`, which asks for TLS with the system's CAs (Mosquitto's
+    /// `tls_use_os_certs`); a later `mqtt://` URL does not undo it.
     pub(crate) url_tls: bool,
     pub(crate) unix_socket: Option<String>,
     pub(crate) proxy: Option<String>,
@@ -128,7 +105,7 @@ pub(crate) struct Config {
     pub(crate) debug: bool,
     pub(crate) quiet: bool,
     pub(crate) properties: Properties,
-    pub(crate) tls: TlsOptions,
+    pub(crate) tls: TlsArgs,
     pub(crate) payload: Option<Payload>,
     /// The topic `pub` publishes to and `rr` sends its request to.
     pub(crate) topic: Option<String>,
@@ -189,7 +166,7 @@ impl Config {
             debug: false,
             quiet: false,
             properties: Properties::default(),
-            tls: TlsOptions::default(),
+            tls: TlsArgs::default(),
             payload: None,
             topic: None,
             retain: false,
@@ -264,6 +241,17 @@ pub(crate) fn load(tool: Tool, args: &[Vec<u8>]) -> Result<Loaded, Fail> {
     }
     finish(&mut cfg)?;
     Ok(Loaded::Run(Box::new(cfg)))
+}
+
+/// The command line `args` alone (no defaults file), with Mosquitto's checks:
+/// for the unit tests of other modules.
+#[cfg(test)]
+pub(crate) fn load_args(tool: Tool, args: &[&str]) -> Result<Config, Fail> {
+    let mut cfg = Config::new(tool);
+    let argv: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+    parse(&mut cfg, &argv)?;
+    finish(&mut cfg)?;
+    Ok(cfg)
 }
 
 /// The checks `client_config_load()` makes after reading every option.

@@ -4,9 +4,11 @@
 //! `mosquitto_reason_string()`, `mosquitto_strerror()` and `strerror()`.
 //!
 //! Exit statuses are Mosquitto's: 1 for bad arguments and for failures before
-//! the connection (unreachable broker, unknown host, TLS asked for); the CONNACK
-//! code when the broker refuses the connection (3.x return code or 5.0 reason
-//! code); 7 when the connection is lost; 27 when `-W` times out.
+//! the connection (unreachable broker, unknown host, unusable TLS files, what
+//! rustls cannot do); the CONNACK code when the broker refuses the connection
+//! (3.x return code or 5.0 reason code); 7 when the connection is lost (a TLS
+//! alert after the handshake too); 8 when the TLS handshake fails; 27 when
+//! `-W` times out.
 
 use starling_client::{Error, ProtocolVersion, ReasonCode};
 
@@ -166,6 +168,8 @@ pub(crate) fn client_error(tool: Tool, version: ProtocolVersion, error: &Error) 
     const LOST: &str = "Error: The connection was lost.\n";
     match error {
         Error::Refused(code) => refused(tool, version, *code),
+        // A TLS alert or a broken TLS record: the TLS stream's only InvalidData.
+        Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => Fail::plain(LOST, 7),
         Error::Io(e) => Fail::plain(format!("Error: {}\n", strerror(e)), 1),
         Error::ConnectTimeout(after) => Fail::plain(
             format!(
@@ -194,6 +198,7 @@ pub(crate) fn client_error(tool: Tool, version: ProtocolVersion, error: &Error) 
             Fail::plain(format!("Error: Invalid {option}: {reason}.\n"), 1)
         }
         Error::Topic(e) => Fail::plain(format!("Error: Invalid topic: {e}.\n"), 3),
+        Error::Tls(_) => Fail::plain("Error: A TLS error occurred.\n", 8),
         _ => Fail::plain(LOST, 7),
     }
 }

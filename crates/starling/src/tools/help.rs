@@ -49,9 +49,9 @@ const WILL_AND_TLS: &str =
  --will-topic : the topic on which to publish the client Will.
  --version : print the version and exit.
 
- TLS: Starling's client has no TLS transport yet. The options below are read and
- checked as Mosquitto checks them, and then the tool stops with a one-line reason
- instead of connecting without encryption. So does -p 8883 and an mqtts:// URL.
+ TLS: on with --cafile or --capath (those CAs), --tls-use-os-certs, an mqtts:// URL
+ or port 8883 (the system's CAs), as in Mosquitto. The TLS library is rustls, not
+ OpenSSL: --psk, --tls-engine, --keyform engine and --ciphers are refused in one line.
  --cafile : path to a file containing trusted CA certificates to enable encrypted
             communication.
  --capath : path to a directory containing trusted CA certificates to enable encrypted
@@ -60,7 +60,8 @@ const WILL_AND_TLS: &str =
  --key : client private key for authentication, if required by server.
  --keyform : keyfile type, can be either \"pem\" or \"engine\".
  --ciphers : openssl compatible list of TLS ciphers to support.
- --tls-version : TLS protocol version, can be one of tlsv1.3 tlsv1.2 or tlsv1.1.
+ --tls-version : TLS protocol version, can be one of tlsv1.3 tlsv1.2 or tlsv1.1: the
+                 lowest allowed (rustls speaks TLS 1.2 and 1.3).
  --insecure : do not check that the server certificate hostname matches the remote
               hostname.
  --tls-alpn : TLS application layer protocol.
@@ -77,7 +78,7 @@ Defaults are read from $XDG_CONFIG_HOME/starling/TOOL (or ~/.config/starling/TOO
 one option per line, before the command line.
 Exit status: 0 on success, 1 for bad arguments or when the broker cannot be reached,
 the CONNACK code when the broker refuses the connection, 7 when the connection is
-lost, 27 when -W times out.
+lost, 8 when the TLS handshake fails, 27 when -W times out.
 ";
 
 const TLS_SYNOPSIS: &str = "\

@@ -111,9 +111,10 @@ impl Listening {
             Ok(connected) => connected,
             Err(refusal) => {
                 // mosquitto_sub and mosquitto_rr call disconnect after a refusal,
-                // and so log a DISCONNECT (that the broker never reads).
+                // and so log a DISCONNECT (that the broker never reads); not
+                // after a connection lost (7) or a TLS error (8).
                 let mut receiver = lock(&receiver);
-                if cfg.debug && refusal.code != 1 {
+                if cfg.debug && !matches!(refusal.code, 1 | 7 | 8) {
                     receiver.log_disconnect_after_refusal();
                 }
                 receiver.finish();

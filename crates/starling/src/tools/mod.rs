@@ -8,6 +8,7 @@
 //! - [`args`]: the options, read as Mosquitto reads them ([`cnum`]: C's number
 //!   parsing; [`props`]: `-D`; [`config_file`]: the defaults file);
 //! - [`session`]: Mosquitto's checks before connecting, and the connection;
+//!   [`tls`]: when and how the connection uses TLS;
 //! - [`debug`]: the `-d` lines; [`console`]: ordered output;
 //! - [`receive`]: what `sub` and `rr` do with each packet, in the packet
 //!   observer; [`listen`]: waiting and ending for `sub` and `rr`;
@@ -17,8 +18,9 @@
 //! - [`help`]: the text of `--help`.
 //!
 //! The differences from Mosquitto that are on purpose are said where they are
-//! made. The largest: the client has no TLS transport yet, so the TLS options
-//! are checked and then refused, rather than connecting in plain text.
+//! made. The largest: TLS is rustls, not OpenSSL, so what only OpenSSL does
+//! (TLS-PSK, engines, cipher lists) is refused in one line rather than
+//! connecting some other way.
 
 mod args;
 mod cnum;
@@ -35,6 +37,7 @@ mod rr_cmd;
 mod session;
 mod sub_cmd;
 mod sub_format;
+mod tls;
 
 use std::ffi::OsString;
 use std::io::Write;

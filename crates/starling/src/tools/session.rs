@@ -1,23 +1,20 @@
 //! From options to a connected client: the checks Mosquitto makes before it
 //! connects (`client_opts_set()`, `client_id_generate()`), in its order and
-//! words, the refusal of what this client cannot do yet (TLS, Unix sockets,
-//! SOCKS), then the connection itself.
+//! words, TLS as Mosquitto sets it up ([`super::tls`]), the refusal of what this
+//! client cannot do yet (Unix sockets, SOCKS), then the connection itself.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use starling_client::{
-    BrokerUrl, Client, ClientOptions, Disconnect, Events, LastWill, PacketObserver,
+    BrokerUrl, Client, ClientOptions, Disconnect, Error, Events, LastWill, PacketObserver,
     ProtocolVersion, ReasonCode, ReconnectPolicy, Scheme,
 };
 use starling_proto::property::DisconnectProperties;
 
 use super::args::{Config, Tool};
 use super::errors::{client_error, Fail};
-
-/// The TLS versions `--tls-version` takes.
-const TLS_VERSIONS: [&str; 3] = ["tlsv1.3", "tlsv1.2", "tlsv1.1"];
 
 /// Builds the client options `cfg` describes, with `observer` seeing every
 /// packet, after Mosquitto's pre-connection checks.
@@ -51,7 +48,7 @@ pub(crate) async fn client_options(
     if !v5 && cfg.password.is_some() && username.is_none() {
         return Err(credentials_problem());
     }
-    check_tls(cfg)?;
+    let tls = super::tls::options(cfg)?;
     if cfg.unix_socket.is_some() {
         return Err(Fail::plain(
             "Error: --unix is not supported: Starling's client has no Unix socket transport yet.\n",
@@ -82,7 +79,11 @@ pub(crate) async fn client_options(
     let port = u16::try_from(cfg.port())
         .map_err(|_| Fail::plain(format!("Error: Invalid port given: {}\n", cfg.port()), 1))?;
     let url = BrokerUrl {
-        scheme: Scheme::Mqtt,
+        scheme: if tls.is_some() {
+            Scheme::Mqtts
+        } else {
+            Scheme::Mqtt
+        },
         host: cfg.host.clone(),
         port,
         path: String::new(),
@@ -124,6 +125,9 @@ pub(crate) async fn client_options(
     if let Some(address) = &cfg.bind_address {
         options = options.bind_address(bind_address(address).await?);
     }
+    if let Some(tls) = tls {
+        options = options.tls(tls);
+    }
     Ok(options)
 }
 
@@ -151,54 +155,6 @@ fn credentials_problem() -> Fail {
 
 fn lookup_error() -> Fail {
     Fail::plain("Unable to connect (Lookup error.).\n", 1)
-}
-
-/// The TLS options, checked as Mosquitto checks them before connecting; then,
-/// since this client has no TLS transport, a refusal to go on without it.
-fn check_tls(cfg: &Config) -> Result<(), Fail> {
-    let tls = &cfg.tls;
-    if cfg.tls.cafile.is_some() || cfg.tls.capath.is_some() {
-        for file in [&tls.cafile, &tls.cert, &tls.key].into_iter().flatten() {
-            if std::fs::File::open(file).is_err() {
-                return Err(Fail::plain(
-                    "Error: Problem setting TLS options: File not found.\n",
-                    1,
-                ));
-            }
-        }
-    }
-    if let Some(keyform) = &tls.keyform {
-        if keyform != "pem" && keyform != "engine" {
-            return Err(Fail::plain(
-                "Error: Problem setting key form, it must be one of 'pem' or 'engine'.\n",
-                1,
-            ));
-        }
-    }
-    if let Some(version) = &tls.version {
-        if !TLS_VERSIONS.contains(&version.as_str()) {
-            return Err(Fail::plain(
-                "Error: Problem setting TLS options, check the options are valid.\n",
-                1,
-            ));
-        }
-    }
-    let asked = if let Some(option) = tls.first_given() {
-        format!("{option} asks for")
-    } else if cfg.url_tls {
-        "an mqtts:// URL asks for".to_owned()
-    } else if cfg.port() == 8883 {
-        "port 8883 is MQTT over".to_owned()
-    } else {
-        return Ok(());
-    };
-    Err(Fail::plain(
-        format!(
-            "Error: {asked} TLS, which Starling's client does not support yet; not connecting \
-             without it.\n"
-        ),
-        1,
-    ))
 }
 
 /// `-i`, `-I` plus the process id, or for MQTT 3.1 (which needs an identifier)
@@ -248,13 +204,45 @@ async fn bind_address(address: &str) -> Result<IpAddr, Fail> {
 }
 
 /// Connects, or says why not as Mosquitto does.
+///
+/// TLS failures read as libmosquitto's: a CA, certificate or key file that
+/// cannot be used fails `mosquitto_connect()` itself ("Unable to connect (A TLS
+/// error occurred.)." and status 1); a handshake that fails (a broker
+/// certificate that does not verify) "Error: A TLS error occurred." and status
+/// 8, the form mosquitto_pub gives when the broker answers after
+/// `mosquitto_connect()` has returned, as it often does; an alert after the
+/// handshake (a client certificate the broker rejects, in TLS 1.3) loses the
+/// connection (status 7). With `-d`, the reason is printed first on stdout,
+/// where libmosquitto logs OpenSSL's.
 pub(crate) async fn connect(
     cfg: &Config,
     options: ClientOptions,
 ) -> Result<(Client, Events), Fail> {
-    Client::connect(options)
-        .await
-        .map_err(|e| client_error(cfg.tool, cfg.version, &e))
+    Client::connect(options).await.map_err(|error| {
+        if cfg.debug {
+            if let Some(reason) = tls_reason(&error) {
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout().lock(), "Error: TLS: {reason}");
+            }
+        }
+        match &error {
+            // The client library's words for a failed handshake (transport.rs);
+            // anything else is the setting up of TLS.
+            Error::Tls(reason) if !reason.starts_with("handshake with ") => {
+                Fail::plain("Unable to connect (A TLS error occurred.).\n", 1)
+            }
+            _ => client_error(cfg.tool, cfg.version, &error),
+        }
+    })
+}
+
+/// What went wrong with TLS, if `error` is a TLS failure.
+fn tls_reason(error: &Error) -> Option<String> {
+    match error {
+        Error::Tls(reason) => Some(reason.clone()),
+        Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => Some(e.to_string()),
+        _ => None,
+    }
 }
 
 /// The DISCONNECT the tool ends with: `reason` and the `-D disconnect` properties.

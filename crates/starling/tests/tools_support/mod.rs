@@ -127,6 +127,20 @@ impl Broker {
         Broker::spawn(Kind::Starling, port, command, scratch)
     }
 
+    /// `starling broker -c FILE`: a listener on 127.0.0.1 with `extra` after it
+    /// (its TLS files, ...), anonymous clients allowed.
+    pub(crate) fn starling_with(extra: &str) -> Broker {
+        let port = free_port();
+        let scratch = Scratch::new("starling-broker");
+        let conf = scratch.write(
+            "mosquitto.conf",
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n"),
+        );
+        let mut command = Command::new(STARLING);
+        command.arg("broker").arg("-c").arg(conf);
+        Broker::spawn(Kind::Starling, port, command, scratch)
+    }
+
     /// Debian's `mosquitto` with a listener on 127.0.0.1, anonymous clients
     /// allowed unless `extra` says otherwise, logging everything.
     pub(crate) fn mosquitto(extra: &str) -> Broker {
