@@ -12,6 +12,7 @@
 //! - [`transport`]: what a listener does before MQTT: PROXY header, TLS,
 //!   WebSocket upgrade; [`rate`]: the per-client PUBLISH rate limit;
 //! - [`sys`]: `$SYS` statistics; [`stats`]: the counters behind them;
+//! - [`storage`]: the persistent store behind the `Store` trait (SQLite, memory);
 //! - [`auth`]: password file, ACL file, failed-login slow-down, hot reload;
 //! - [`config`]: the configuration and its two file syntaxes;
 //! - [`log`]: packet summaries for `-v`.
@@ -28,6 +29,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod stats;
+pub mod storage;
 pub mod sys;
 pub mod transport;
 
