@@ -7,7 +7,6 @@
 //! A missing `mosquitto_passwd` fails the test: scripts/test installs it.
 
 mod common;
-mod support;
 
 use std::fs;
 use std::net::SocketAddr;
@@ -25,7 +24,6 @@ use starling_broker::auth::password::PasswordHash;
 use starling_broker::config::{Listener, Security};
 use starling_broker::{Broker, Config};
 use starling_proto::{ConnAck, Connect, MqttString, ProtocolVersion, QoS, ReasonCode, Will};
-use support::*;
 use tokio::net::TcpListener;
 
 /// No slow-down, for the tests that fail logins on purpose.
@@ -195,7 +193,7 @@ async fn password_files_written_by_mosquitto_passwd_are_accepted() {
             ("carol", "1000 rounds"),
         ] {
             let client = logged_in(&broker, version, "ok", Some(user), Some(password)).await;
-            disconnect(client).await;
+            send_disconnect(client).await;
         }
         refused(&broker, login(version, "c", Some("alice"), Some("Secret"))).await;
         refused(&broker, login(version, "c", Some("bob"), Some("secret"))).await;
@@ -226,8 +224,8 @@ async fn anonymous_clients_with_and_without_a_password_file() {
     let pw = files.write("passwd", &entry("alice", "pw"));
     let broker = TestBroker::with_config(config(true, Some(&pw), None)).await;
     for version in [V3_1_1, V5] {
-        disconnect(logged_in(&broker, version, "anon", None, None).await).await;
-        disconnect(logged_in(&broker, version, "a", Some("alice"), Some("pw")).await).await;
+        send_disconnect(logged_in(&broker, version, "anon", None, None).await).await;
+        send_disconnect(logged_in(&broker, version, "a", Some("alice"), Some("pw")).await).await;
         refused(&broker, login(version, "e", Some("eve"), Some("pw"))).await;
     }
     broker.stop().await;
@@ -241,7 +239,7 @@ async fn anonymous_clients_with_and_without_a_password_file() {
     }
     broker.stop().await;
     let broker = TestBroker::with_config(config(true, None, None)).await;
-    disconnect(logged_in(&broker, V5, "n", Some("anyone"), Some("x")).await).await;
+    send_disconnect(logged_in(&broker, V5, "n", Some("anyone"), Some("x")).await).await;
     broker.stop().await;
 }
 
@@ -299,7 +297,7 @@ async fn repeated_failures_from_one_address_are_slowed_down_without_blocking_oth
         "another client waited {:?}",
         start.elapsed()
     );
-    disconnect(other).await;
+    send_disconnect(other).await;
     let (code, fourth) = held.await.unwrap();
     assert_eq!(code, ReasonCode::NOT_AUTHORIZED);
     assert!(
@@ -429,7 +427,7 @@ async fn a_denied_subscription_gets_0x80_in_3_1_1_and_0x87_in_v5_per_filter() {
             ],
             "{version}"
         );
-        disconnect(client).await;
+        send_disconnect(client).await;
     }
     assert_eq!(broker.broker.subscription_count(), 0);
     broker.stop().await;
@@ -490,7 +488,7 @@ async fn every_delivery_is_checked_retained_messages_included() {
             ["news/live=l1"],
             "{version}: live"
         );
-        disconnect(reader).await;
+        send_disconnect(reader).await;
     }
     broker.stop().await;
 }
@@ -556,7 +554,7 @@ async fn a_resumed_session_gets_no_queued_message_its_acl_now_denies() {
             ["q/kept=k"],
             "{version}"
         );
-        disconnect(reader).await;
+        send_disconnect(reader).await;
     }
     broker.stop().await;
 }
@@ -615,8 +613,8 @@ async fn a_reload_changes_passwords_and_the_acl_while_a_client_stays_connected()
     assert_eq!(payloads(&drain(&mut alice).await), ["b/1=after"]);
     // New logins use the new password.
     refused(&broker, login(V5, "again", Some("alice"), Some("old"))).await;
-    disconnect(logged_in(&broker, V3_1_1, "again", Some("alice"), Some("new")).await).await;
-    disconnect(alice).await;
+    send_disconnect(logged_in(&broker, V3_1_1, "again", Some("alice"), Some("new")).await).await;
+    send_disconnect(alice).await;
     broker.stop().await;
 }
 
@@ -648,7 +646,7 @@ async fn a_bad_file_on_reload_keeps_the_settings_in_force() {
         publish_flow(&mut alice, message("a/x", "still", QoS::AtLeastOnce, 1)).await,
         ReasonCode::NO_MATCHING_SUBSCRIBERS
     );
-    disconnect(alice).await;
+    send_disconnect(alice).await;
     broker.stop().await;
 }
 
@@ -667,12 +665,12 @@ async fn anonymous_clients_are_disconnected_when_a_reload_forbids_them() {
         .reload(&config(false, Some(&pw), None))
         .unwrap();
     assert_eq!(
-        expect_disconnect(&mut anon5).await,
+        disconnect_reason(&mut anon5).await,
         Some(ReasonCode::NOT_AUTHORIZED)
     );
-    assert_eq!(expect_disconnect(&mut anon3).await, None);
+    assert_eq!(disconnect_reason(&mut anon3).await, None);
     sync(&mut alice).await;
-    disconnect(alice).await;
+    send_disconnect(alice).await;
     broker.stop().await;
 }
 

@@ -4,13 +4,11 @@
 //! takeover, and graceful shutdown.
 
 mod common;
-mod flows;
 
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::*;
-use flows::*;
 use starling_broker::connection::CONNECT_TIMEOUT;
 use starling_broker::stats::Stats;
 use starling_broker::Config;
@@ -185,7 +183,7 @@ async fn unsupported_protocol_level_gets_connack_0x01_then_close() {
         0x00, 0x01, b'x',
     ];
     client.send_bytes(&connect_level_6).await;
-    let bytes = read_until_closed(&mut client, WAIT).await;
+    let bytes = read_until_closed(&mut client.stream, WAIT).await;
     assert_eq!(bytes, [0x20, 0x02, 0x00, 0x01]);
     broker.stop().await;
 }
@@ -205,7 +203,7 @@ async fn invalid_connect_closes_without_connack() {
     for (what, bytes) in cases {
         let mut client = broker.client(V3_1_1).await;
         client.send_bytes(&bytes).await;
-        let answer = read_until_closed(&mut client, WAIT).await;
+        let answer = read_until_closed(&mut client.stream, WAIT).await;
         assert!(answer.is_empty(), "{what}: got {answer:02x?}");
     }
     assert_eq!(broker.broker.session_count(), 0);
@@ -248,7 +246,7 @@ async fn first_packet_other_than_connect_closes_the_connection() {
     for first in [&pingreq[..], &publish[..], &subscribe[..]] {
         let mut client = broker.client(V3_1_1).await;
         client.send_bytes(first).await;
-        let bytes = read_until_closed(&mut client, WAIT).await;
+        let bytes = read_until_closed(&mut client.stream, WAIT).await;
         assert!(bytes.is_empty(), "sent {first:02x?}, got {bytes:02x?}");
     }
     assert_eq!(broker.broker.session_count(), 0);
@@ -349,7 +347,8 @@ async fn no_connect_within_the_timeout_closes_the_socket() {
     let broker = TestBroker::start().await;
     let mut silent = broker.client(V3_1_1).await;
     let start = Instant::now();
-    let bytes = read_until_closed(&mut silent, CONNECT_TIMEOUT + Duration::from_secs(2)).await;
+    let bytes =
+        read_until_closed(&mut silent.stream, CONNECT_TIMEOUT + Duration::from_secs(2)).await;
     let elapsed = start.elapsed();
     assert!(bytes.is_empty(), "got {bytes:02x?}");
     assert!(

@@ -4,12 +4,10 @@
 //! 1 s; the bounds on when a connection closes are generous.
 
 mod common;
-mod flows;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use flows::*;
 use starling_broker::Config;
 use starling_proto::{Connect, ProtocolVersion, QoS, ReasonCode};
 

@@ -3,8 +3,6 @@
 //! `max_publish_rate` (v5: DISCONNECT 0x96; 3.x: read more slowly).
 
 mod common;
-mod pki;
-mod transports;
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -79,7 +77,7 @@ async fn connect_timeout_is_configurable() {
     let broker = TestBroker::with_config(config).await;
     let mut silent = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
     let started = tokio::time::Instant::now();
-    let seen = transports::read_until_closed(&mut silent, Duration::from_secs(5)).await;
+    let seen = read_until_closed(&mut silent, Duration::from_secs(5)).await;
     let elapsed = started.elapsed();
     assert!(
         seen.is_empty(),
@@ -98,19 +96,18 @@ async fn max_connections_per_listener() {
         max_connections: Some(1),
         ..Default::default()
     };
-    let served =
-        transports::Served::many(Config::default(), vec![limited, Default::default()]).await;
+    let served = common::Served::many(Config::default(), vec![limited, Default::default()]).await;
     let (one, other) = (served.addrs[0], served.addrs[1]);
     let v = ProtocolVersion::V3_1_1;
-    let mut first = transports::Raw::new(tokio::net::TcpStream::connect(one).await.unwrap(), v);
+    let mut first = common::Raw::new(tokio::net::TcpStream::connect(one).await.unwrap(), v);
     assert!(first.connect("first").await.is_ok());
     // The limited listener refuses a second connection, closing it at once...
-    let mut second = transports::Raw::new(tokio::net::TcpStream::connect(one).await.unwrap(), v);
+    let mut second = common::Raw::new(tokio::net::TcpStream::connect(one).await.unwrap(), v);
     assert!(second.connect("second").await.is_err());
     // ...while the other listener is not limited.
     for n in 0..3 {
         let stream = tokio::net::TcpStream::connect(other).await.unwrap();
-        let mut client = transports::Raw::new(stream, v);
+        let mut client = common::Raw::new(stream, v);
         assert!(client.connect(&format!("other-{n}")).await.is_ok());
     }
     served.stop().await;
@@ -139,17 +136,17 @@ async fn a_listener_s_sockets_share_its_max_connections() {
             starling_broker::transport::Endpoint::new(socket, listener).unwrap()
         })
         .collect();
-    let served = transports::Served::endpoints(Config::default(), endpoints).await;
+    let served = common::Served::endpoints(Config::default(), endpoints).await;
     let v = ProtocolVersion::V3_1_1;
     let stream = tokio::net::TcpStream::connect(served.addrs[0])
         .await
         .unwrap();
-    let mut one = transports::Raw::new(stream, v);
+    let mut one = common::Raw::new(stream, v);
     assert!(one.connect("one").await.is_ok());
     let stream = tokio::net::TcpStream::connect(served.addrs[1])
         .await
         .unwrap();
-    let mut two = transports::Raw::new(stream, v);
+    let mut two = common::Raw::new(stream, v);
     assert!(
         two.connect("two").await.is_err(),
         "the limit is the listener's"

@@ -3,8 +3,7 @@
 //! the client it names is the one the broker logs and limits; a connection
 //! without a valid header never reaches MQTT.
 
-mod pki;
-mod transports;
+mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,13 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use pki::Pki;
+use common::*;
 use starling_broker::config::{ListenerSettings, ProxyProtocol};
 use starling_broker::Config;
 use starling_proto::{Packet, ProtocolVersion, ReasonCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use transports::*;
 
 fn proxied(version: ProxyProtocol) -> ListenerSettings {
     ListenerSettings {
@@ -57,7 +55,7 @@ fn logged(log: &Mutex<Vec<u8>>) -> String {
 
 fn connect_bytes(version: ProtocolVersion, id: &str) -> BytesMut {
     let mut buf = BytesMut::new();
-    Packet::Connect(Box::new(transports::connect(version, id)))
+    Packet::Connect(Box::new(connect(version, id)))
         .encode(version, &mut buf)
         .unwrap();
     buf

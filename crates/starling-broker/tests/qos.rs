@@ -4,12 +4,10 @@
 //! Maximum, `max_inflight_messages` for 3.x).
 
 mod common;
-mod flows;
 
 use std::collections::BTreeMap;
 
 use common::*;
-use flows::*;
 use starling_broker::Config;
 use starling_proto::{Connect, Packet, PubAck, PubComp, PubRec, PubRel, QoS, ReasonCode};
 

@@ -3,12 +3,10 @@
 //! and Message Expiry of retained messages, for 3.1.1 and 5.0 clients.
 
 mod common;
-mod support;
 
 use common::*;
 use starling_broker::Config;
 use starling_proto::{Packet, QoS, ReasonCode, RetainHandling, TopicName, Will};
-use support::*;
 
 fn payloads(received: &[starling_proto::Publish]) -> Vec<String> {
     let mut texts: Vec<String> = received.iter().map(text).collect();
@@ -219,7 +217,7 @@ async fn without_retain_available_a_v5_client_is_told_and_a_retained_publish_is_
         )))
         .await;
     assert_eq!(
-        expect_disconnect(&mut publisher).await,
+        disconnect_reason(&mut publisher).await,
         Some(ReasonCode::RETAIN_NOT_SUPPORTED)
     );
     sub.expect_nothing(QUIET).await;

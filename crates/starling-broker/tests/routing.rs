@@ -4,12 +4,10 @@
 //! and 5.0 clients where they differ.
 
 mod common;
-mod support;
 
 use common::*;
 use starling_broker::Config;
 use starling_proto::{QoS, ReasonCode};
-use support::*;
 
 fn topics(received: &[starling_proto::Publish]) -> Vec<String> {
     let mut names: Vec<String> = received.iter().map(|p| p.topic.to_string()).collect();
@@ -208,8 +206,8 @@ async fn subscribing_again_to_the_same_filter_replaces_the_subscription() {
         sub.expect_nothing(QUIET).await;
         // One subscription, not two (the other version's round has ended).
         eventually(|| broker.broker.subscription_count() == 1).await;
-        disconnect(sub).await;
-        disconnect(publisher).await;
+        send_disconnect(sub).await;
+        send_disconnect(publisher).await;
     }
     broker.stop().await;
 }
@@ -397,7 +395,7 @@ async fn upgrade_outgoing_qos_delivers_at_the_subscription_qos() {
                 assert_eq!((q2.qos(), q1.qos()), (QoS::AtMostOnce, QoS::AtMostOnce));
             }
             for client in [two, one, publisher] {
-                disconnect(client).await;
+                send_disconnect(client).await;
             }
         }
         broker.stop().await;

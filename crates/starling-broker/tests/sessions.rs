@@ -5,12 +5,10 @@
 //! 1 or 2 s, waited for by polling with a deadline.
 
 mod common;
-mod flows;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use flows::*;
 use starling_broker::stats::Stats;
 use starling_broker::Config;
 use starling_proto::{
@@ -267,13 +265,13 @@ async fn offline_qos1_and_qos2_messages_arrive_on_resume_in_order() {
         }
         let mut client = session(&broker, version, &id, true, None).await;
         let got = receive_n(&mut client, PAYLOADS.len()).await;
-        let got: Vec<(&str, QoS)> = got.iter().map(|p| (text(p), p.qos())).collect();
-        let sent: Vec<(&str, QoS)> = PAYLOADS
+        let got: Vec<(String, QoS)> = got.iter().map(|p| (text(p), p.qos())).collect();
+        let sent: Vec<(String, QoS)> = PAYLOADS
             .into_iter()
             .enumerate()
             .map(|(i, payload)| {
                 (
-                    payload,
+                    payload.to_owned(),
                     if i % 2 == 0 {
                         QoS::AtLeastOnce
                     } else {

@@ -5,13 +5,11 @@
 //! group too, as with Mosquitto.
 
 mod common;
-mod support;
 
 use std::collections::BTreeSet;
 
 use common::*;
 use starling_proto::{Packet, QoS, ReasonCode};
-use support::*;
 
 #[tokio::test]
 async fn a_group_delivers_each_message_to_exactly_one_member_in_turn() {
@@ -150,7 +148,7 @@ async fn no_local_on_a_shared_subscription_is_a_protocol_error() {
     *bytes.last_mut().unwrap() |= 0x04;
     client.send_bytes(&bytes).await;
     assert_eq!(
-        expect_disconnect(&mut client).await,
+        disconnect_reason(&mut client).await,
         Some(ReasonCode::PROTOCOL_ERROR)
     );
     assert_eq!(broker.broker.subscription_count(), 0);
@@ -233,7 +231,7 @@ async fn a_qos2_message_in_flight_stays_with_its_member() {
     );
     ack(&mut member, &again).await;
     other.expect_nothing(QUIET).await;
-    disconnect(member).await;
+    send_disconnect(member).await;
 
     // A member whose session ends with its connection.
     let mut ending = connected(&broker, V5, "q2-ending").await;

@@ -3,7 +3,6 @@
 //! for filters that name `$SYS` [MQTT-4.7.2-1].
 
 mod common;
-mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +10,6 @@ use std::time::Duration;
 use common::*;
 use starling_broker::Config;
 use starling_proto::{Packet, QoS};
-use support::*;
 
 /// A client subscribed to `$SYS/broker/#` and the latest value of each topic.
 struct SysWatch {
@@ -137,8 +135,8 @@ async fn sys_topics_report_the_broker_state_to_sys_subscribers_only() {
     plus.expect_nothing(QUIET).await;
 
     // clients/connected counts the connected clients, not the sessions.
-    disconnect(publisher).await;
-    disconnect(plus).await;
+    send_disconnect(publisher).await;
+    send_disconnect(plus).await;
     watch
         .until("two clients gone", |v| {
             is(v, "clients/connected", "2") && is(v, "subscriptions/count", "2")

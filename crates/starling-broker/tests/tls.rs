@@ -4,15 +4,13 @@
 //! certificates, the oldest TLS version, and reloading the certificates while
 //! clients stay connected. Certificates are made by `openssl` for each test.
 
-mod pki;
-mod transports;
+mod common;
 
-use pki::Pki;
+use common::*;
 use starling_broker::config::{TlsSettings, TlsVersion};
 use starling_broker::Config;
 use starling_client::{Client, ClientOptions, Event, QoS, TlsOptions};
 use starling_proto::{Packet, ProtocolVersion, ReasonCode};
-use transports::*;
 
 /// Connects over TLS as `client`, sends CONNECT and returns the CONNACK, or
 /// why there was none (a refused handshake shows up here: with TLS 1.3 the
@@ -20,7 +18,7 @@ use transports::*;
 async fn mqtt_over_tls(
     served: &Served,
     pki: &Pki,
-    client: Option<&pki::Issued>,
+    client: Option<&Issued>,
     version: ProtocolVersion,
 ) -> Result<starling_proto::ConnAck, String> {
     let stream = tls_connect(served.addr(), &pki.ca(), client, None)

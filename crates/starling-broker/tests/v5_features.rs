@@ -4,7 +4,6 @@
 //! towards the broker, and the PUBACK reason codes the broker chooses.
 
 mod common;
-mod support;
 
 use std::num::{NonZeroU16, NonZeroU32};
 
@@ -13,7 +12,6 @@ use common::*;
 use starling_broker::Config;
 use starling_proto::property::PublishProperties;
 use starling_proto::{Connect, Packet, PubRel, Publish, QoS, ReasonCode, TopicAlias, TopicName};
-use support::*;
 
 fn config(change: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config {
@@ -130,12 +128,12 @@ async fn message_expiry_is_forwarded_decremented_and_expired_queued_messages_are
     };
     let (mut away, _) = connect_with(&broker, persistent("mx-away")).await;
     subscribe_one(&mut away, "mx/#", opts(QoS::AtLeastOnce)).await;
-    disconnect(away).await;
+    send_disconnect(away).await;
     let mut old_connect = connect(V3_1_1, "mx-old");
     old_connect.clean_start = false;
     let (mut old, _) = connect_with(&broker, old_connect.clone()).await;
     subscribe_one(&mut old, "mx/#", opts(QoS::AtLeastOnce)).await;
-    disconnect(old).await;
+    send_disconnect(old).await;
     let mut online = connected(&broker, V5, "mx-online").await;
     subscribe_one(&mut online, "mx/#", opts(QoS::AtLeastOnce)).await;
 
@@ -260,7 +258,7 @@ async fn a_bad_topic_alias_from_the_client_ends_the_connection() {
     p.properties.topic_alias = alias(11);
     client.send(Packet::Publish(p)).await;
     assert_eq!(
-        expect_disconnect(&mut client).await,
+        disconnect_reason(&mut client).await,
         Some(ReasonCode::TOPIC_ALIAS_INVALID)
     );
 
@@ -269,7 +267,7 @@ async fn a_bad_topic_alias_from_the_client_ends_the_connection() {
     p.properties.topic_alias = alias(4);
     client.send(Packet::Publish(p.clone())).await;
     assert_eq!(
-        expect_disconnect(&mut client).await,
+        disconnect_reason(&mut client).await,
         Some(ReasonCode::PROTOCOL_ERROR)
     );
 
@@ -277,11 +275,11 @@ async fn a_bad_topic_alias_from_the_client_ends_the_connection() {
     let mut set = message("tab/t", "x", QoS::AtMostOnce, 0);
     set.properties.topic_alias = alias(4);
     publish_flow(&mut client, set).await;
-    disconnect(client).await;
+    send_disconnect(client).await;
     let mut client = connected(&broker, V5, "tab-3").await;
     client.send(Packet::Publish(p)).await;
     assert_eq!(
-        expect_disconnect(&mut client).await,
+        disconnect_reason(&mut client).await,
         Some(ReasonCode::PROTOCOL_ERROR)
     );
     broker.stop().await;
@@ -295,7 +293,7 @@ async fn a_bad_topic_alias_from_the_client_ends_the_connection() {
     p.properties.topic_alias = alias(1);
     client.send(Packet::Publish(p)).await;
     assert_eq!(
-        expect_disconnect(&mut client).await,
+        disconnect_reason(&mut client).await,
         Some(ReasonCode::TOPIC_ALIAS_INVALID)
     );
     broker.stop().await;
@@ -367,7 +365,7 @@ async fn the_broker_uses_topic_aliases_up_to_the_clients_maximum() {
         assert_eq!(p.topic.to_string(), text(&p));
     }
 
-    disconnect(sub).await;
+    send_disconnect(sub).await;
     let (mut sub, ack) = connect_with(&broker, aliased(false)).await;
     assert!(ack.session_present);
     publish_flow(
@@ -496,7 +494,7 @@ async fn the_brokers_maximum_packet_size_is_announced_and_enforced() {
             "exactly the maximum is fine"
         );
         client.send(Packet::Publish(sized(fits + 1))).await;
-        let reason = expect_disconnect(&mut client).await;
+        let reason = disconnect_reason(&mut client).await;
         if version.is_v5() {
             assert_eq!(reason, Some(ReasonCode::PACKET_TOO_LARGE));
         } else {
@@ -598,7 +596,7 @@ async fn more_unreleased_qos2_messages_than_the_receive_maximum_end_the_connecti
     assert!(matches!(client.recv().await, Some(Packet::PubRec(r)) if r.packet_id == pid(3)));
     send_qos2(&mut client, "rm/t", 4).await;
     assert_eq!(
-        expect_disconnect(&mut client).await,
+        disconnect_reason(&mut client).await,
         Some(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED)
     );
     let texts: Vec<String> = drain(&mut sub).await.iter().map(text).collect();
@@ -702,7 +700,7 @@ async fn a_payload_over_the_message_size_limit_is_refused_and_not_delivered() {
         .await;
         assert_eq!(reason, ReasonCode::SUCCESS);
         assert_eq!(text(&receive(&mut sub).await), limit);
-        disconnect(publisher).await;
+        send_disconnect(publisher).await;
     }
     broker.stop().await;
 }

@@ -3,13 +3,12 @@
 //! subprotocol echoed, path and origin rules, frames bounded by the maximum
 //! packet size; `ws://` and `wss://` with our client library.
 
-mod pki;
-mod transports;
+mod common;
 
 use std::num::NonZeroU32;
 
+use common::*;
 use futures_util::SinkExt;
-use pki::Pki;
 use starling_broker::config::{ListenerSettings, Protocol, WebSocketSettings};
 use starling_broker::Config;
 use starling_client::{Client, ClientOptions, Event, QoS, TlsOptions};
@@ -20,7 +19,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use transports::*;
 
 fn websockets(websockets: WebSocketSettings) -> ListenerSettings {
     ListenerSettings {
@@ -162,12 +160,9 @@ async fn packets_split_across_and_packed_into_frames() {
     let mut raw = Raw::new(WsStream::new(socket), ProtocolVersion::V3_1_1);
     // CONNECT in three frames [MQTT-6.0.0-2].
     let mut connect = bytes::BytesMut::new();
-    Packet::Connect(Box::new(transports::connect(
-        ProtocolVersion::V3_1_1,
-        "split",
-    )))
-    .encode(ProtocolVersion::V3_1_1, &mut connect)
-    .unwrap();
+    Packet::Connect(Box::new(common::connect(ProtocolVersion::V3_1_1, "split")))
+        .encode(ProtocolVersion::V3_1_1, &mut connect)
+        .unwrap();
     raw.send_bytes(&connect[..1]).await;
     raw.send_bytes(&connect[1..5]).await;
     raw.send_bytes(&connect[5..]).await;

@@ -5,15 +5,13 @@
 //! lower bounds on when a will arrives have generous slack.
 
 mod common;
-mod flows;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use flows::*;
 use starling_proto::property::WillProperties;
 use starling_proto::{
-    Connect, Disconnect, MqttString, Packet, ProtocolVersion, QoS, ReasonCode, UserProperty, Will,
+    Connect, Disconnect, MqttString, Packet, ProtocolVersion, QoS, ReasonCode, Will,
 };
 
 /// Earliest a 1 s delay may release a will (less slack).
@@ -199,21 +197,33 @@ async fn will_qos_and_retain_are_respected() {
     broker.stop().await;
 }
 
+/// Connects with `connect`, drops the connection, and asserts that its will
+/// `payload` reaches `wills`, no sooner than a second later.
+async fn will_after_a_second(
+    broker: &TestBroker,
+    wills: &mut RawClient,
+    connect: Connect,
+    payload: &str,
+) {
+    let (client, _) = accepted(broker, connect).await;
+    drop(client);
+    let gone = Instant::now();
+    expect_will(wills, payload).await;
+    let waited = gone.elapsed();
+    assert!(
+        waited >= ONE_SECOND_LESS_SLACK,
+        "published after {waited:?}"
+    );
+}
+
 #[tokio::test]
 async fn v5_will_delay_holds_the_will_back() {
     // [MQTT-3.1.2-8]: with a Will Delay Interval the will is published once the
     // delay has passed (the session, an hour long, is still there).
     let broker = TestBroker::start().await;
     let mut wills = watcher(&broker, "watcher", "wills/#").await;
-    let (client, _) = accepted(&broker, delayed("late", "a second later", 1, 3600)).await;
-    drop(client);
-    let gone = Instant::now();
-    expect_will(&mut wills, "a second later").await;
-    let waited = gone.elapsed();
-    assert!(
-        waited >= ONE_SECOND_LESS_SLACK,
-        "published after {waited:?}"
-    );
+    let client = delayed("late", "a second later", 1, 3600);
+    will_after_a_second(&broker, &mut wills, client, "a second later").await;
     broker.stop().await;
 }
 
@@ -255,15 +265,8 @@ async fn will_delay_longer_than_the_session_is_cut_short_by_session_end() {
     // session ends, whichever comes first: here the 1 s session, not the 1 h delay.
     let broker = TestBroker::start().await;
     let mut wills = watcher(&broker, "watcher", "wills/#").await;
-    let (client, _) = accepted(&broker, delayed("brief", "session over", 3600, 1)).await;
-    drop(client);
-    let gone = Instant::now();
-    expect_will(&mut wills, "session over").await;
-    let waited = gone.elapsed();
-    assert!(
-        waited >= ONE_SECOND_LESS_SLACK,
-        "published after {waited:?}"
-    );
+    let client = delayed("brief", "session over", 3600, 1);
+    will_after_a_second(&broker, &mut wills, client, "session over").await;
     broker.stop().await;
 }
 
@@ -275,10 +278,6 @@ async fn v5_will_properties_are_forwarded() {
     // unaltered.
     let broker = TestBroker::start().await;
     let mut wills = watcher(&broker, "watcher", "wills/#").await;
-    let user = |name: &'static str, value: &'static str| UserProperty {
-        name: MqttString::from_static(name),
-        value: MqttString::from_static(value),
-    };
     let users = vec![user("b", "1"), user("a", "2"), user("b", "3")];
     let mut c = connect(V5, "detailed");
     c.will = Some(Will {

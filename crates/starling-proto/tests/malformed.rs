@@ -6,7 +6,10 @@
 //! 3.1.1 where the rule exists only there) or, where the specification states the rule
 //! without an identifier, its section.
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::BytesMut;
+use common::hex;
 use starling_proto::packet::PacketType::{self, *};
 use starling_proto::property::PropertyId;
 use starling_proto::string::Utf8Error;
@@ -15,23 +18,6 @@ use starling_proto::DecodeError::{self, *};
 use starling_proto::{Decoder, Packet, ProtocolVersion, ReasonCode, Role, SubscriptionId};
 
 use ProtocolVersion::{V3_1_1, V5};
-
-/// The bytes of a hex dump such as `"30 24 00 15"`; whitespace is ignored.
-fn hex(dump: &str) -> Bytes {
-    let digits: Vec<u8> = dump.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(
-        digits.len() % 2 == 0,
-        "odd number of hex digits in {dump:?}"
-    );
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let pair = std::str::from_utf8(pair).expect("ASCII");
-            u8::from_str_radix(pair, 16).unwrap_or_else(|_| panic!("not hex: {pair:?}"))
-        })
-        .collect::<Vec<u8>>()
-        .into()
-}
 
 /// `Packet::decode` of one hex-dumped frame.
 fn decode(version: ProtocolVersion, dump: &str) -> Result<Packet, DecodeError> {

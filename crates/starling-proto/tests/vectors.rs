@@ -7,31 +7,17 @@
 //! The topic and filter of the QoS 2 exchange follow `shared/seeds/003_*`
 //! (`mosquitto_sub -V mqttv311 -t sensors/drone03/# -q 2`, "Mid: 1").
 
+mod common;
+
 use std::num::{NonZeroU16, NonZeroU32};
 
 use bytes::{Bytes, BytesMut};
+use common::hex;
 use starling_proto::property::{AckProperties, ConnAckProperties};
 use starling_proto::{
     Decoder, Delivery, Packet, PacketId, ProtocolVersion, QoS, ReasonCode, RetainHandling, Role,
     SubscriptionId, SubscriptionOptions, UserProperty,
 };
-
-/// The bytes of a hex dump such as `"30 24 00 15"`; whitespace is ignored.
-fn hex(dump: &str) -> Bytes {
-    let digits: Vec<u8> = dump.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(
-        digits.len() % 2 == 0,
-        "odd number of hex digits in {dump:?}"
-    );
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let pair = std::str::from_utf8(pair).expect("ASCII");
-            u8::from_str_radix(pair, 16).unwrap_or_else(|_| panic!("not hex: {pair:?}"))
-        })
-        .collect::<Vec<u8>>()
-        .into()
-}
 
 /// `bytes` as a hex dump, so that a failed comparison shows where the bytes differ.
 fn dump(bytes: &[u8]) -> String {

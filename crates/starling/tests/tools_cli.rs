@@ -5,9 +5,10 @@
 //! checked as Mosquitto checks them (TLS itself: tools_tls.rs); the defaults
 //! file is read as Mosquitto reads its own; `--help` lists every flag.
 
-mod tools_support;
+mod common;
 
-use tools_support::{as_starling, free_port, mask_ids, Broker, Done, Run, Scratch};
+use common::tools::{as_starling, mask_ids, Broker, Done, Run};
+use common::{free_port, Scratch};
 
 /// Runs the same arguments through `mosquitto_TOOL` and `starling TOOL`.
 fn both(tool: &str, args: &[&str]) -> (Done, Done) {

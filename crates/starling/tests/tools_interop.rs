@@ -4,9 +4,9 @@
 //! the same test on the same broker: the `-d` lines of the "MQTT Essentials"
 //! exactly-once session, `-F` output, and a request/response with `rr`.
 
-mod tools_support;
+mod common;
 
-use tools_support::{mask_ids, Broker, Done, Kind, Run};
+use common::tools::{mask_ids, Broker, Done, Kind, Run};
 
 /// The exactly-once session of "MQTT Essentials" (Working with exactly once
 /// delivery): `sub -V mqttv311 -t sensors/drone03/# -q 2 -d`, then `pub -V

@@ -4,11 +4,12 @@
 //! `-i`/`-I`, `--nodelay`, `-c`/`-x` persistent sessions, and a publish the
 //! broker refuses.
 
-mod tools_support;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use tools_support::{as_starling, tool, Broker, Run, Running, Scratch};
+use common::tools::{as_starling, Broker, Run, Running};
+use common::{tool, Scratch};
 
 /// A `mosquitto_sub` on `filter` that exits after `count` messages, printing
 /// each with `format`; returned once the broker has acknowledged it.
@@ -31,7 +32,7 @@ fn watch(
     running
 }
 
-fn publish(broker: &Broker, args: &[&str]) -> tools_support::Done {
+fn publish(broker: &Broker, args: &[&str]) -> common::tools::Done {
     let port = broker.port.to_string();
     let mut all = vec!["-p", port.as_str()];
     all.extend_from_slice(args);

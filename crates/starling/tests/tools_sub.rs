@@ -4,9 +4,9 @@
 //! `-v`, `-R`, `--retain-as-published`, `--retained-only`,
 //! `--remove-retained`, `--random-filter`, `-q`, and SIGINT/SIGTERM.
 
-mod tools_support;
+mod common;
 
-use tools_support::{as_starling, mask_ids, Broker, Done, Run};
+use common::tools::{as_starling, mask_ids, Broker, Done, Run};
 
 /// Runs `sub ARGS` (ours or Mosquitto's) with id `ID`: `setup` first, then
 /// `during` once it is subscribed; waits for it to end, or interrupts it with
@@ -31,7 +31,7 @@ fn session(
         Run::mosquitto_line_buffered("mosquitto_sub", &all)
     }
     .spawn();
-    let deadline = std::time::Instant::now() + tools_support::WAIT;
+    let deadline = std::time::Instant::now() + common::WAIT;
     while broker.log().matches(SUBACK).count() == before {
         assert!(
             std::time::Instant::now() < deadline,

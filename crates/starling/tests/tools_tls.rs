@@ -13,16 +13,16 @@
 
 #![cfg(unix)]
 
-#[path = "../../starling-broker/tests/pki/mod.rs"]
+mod common;
+#[path = "../../starling-broker/tests/common/pki.rs"]
 mod pki;
-mod tools_support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use common::tools::{as_starling, Broker, Done, Kind, Run, Running};
 use pki::{Issued, Pki};
-use tools_support::{as_starling, Broker, Done, Kind, Run, Running};
 
 /// Mosquitto's two ways of reporting a handshake that fails: inside
 /// `mosquitto_connect()` or in the network loop after it, depending on how

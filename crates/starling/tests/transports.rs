@@ -10,7 +10,7 @@
 #![cfg(unix)]
 
 mod common;
-#[path = "../../starling-broker/tests/pki/mod.rs"]
+#[path = "../../starling-broker/tests/common/pki.rs"]
 mod pki;
 
 use std::fs;

@@ -1,14 +1,36 @@
 //! Test harness: a broker on an ephemeral port, and a raw MQTT client that
 //! speaks packets through the real codec over a real socket. Waits poll for a
 //! condition with a deadline; there are no bare sleeps.
+//!
+//! - this file: [`TestBroker`], [`RawClient`], packet builders and waits;
+//! - [`flow`]: conversations on top of it (connecting, subscribing, both ends
+//!   of the QoS flows, DISCONNECT);
+//! - [`transport`]: brokers serving TLS, WebSocket and PROXY listeners, and a
+//!   raw client over any byte stream;
+//! - [`pki`]: test certificates (also used by the `starling` crate's tests).
 
 #![allow(dead_code, unreachable_pub)]
+
+mod flow;
+pub mod pki;
+mod transport;
+
+// Each test binary uses its own part of the harness.
+#[allow(unused_imports)]
+pub use flow::*;
+#[allow(unused_imports)]
+pub use pki::{Issued, Pki};
+#[allow(unused_imports)]
+pub use starling_proto::ProtocolVersion::{V3_1, V3_1_1, V5};
+#[allow(unused_imports)]
+pub use transport::*;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use starling_broker::transport::Endpoint;
 use starling_broker::{Broker, Config};
 use starling_proto::{
     Connect, Decoder, MqttString, Packet, PacketId, ProtocolVersion, Publish, QoS, Role, Subscribe,
@@ -22,12 +44,14 @@ use tokio::task::JoinHandle;
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// How long "nothing arrives" is watched for.
+pub const QUIET: Duration = Duration::from_millis(300);
+
 /// A broker serving on 127.0.0.1 with an ephemeral port.
 pub struct TestBroker {
     pub addr: SocketAddr,
     pub broker: Arc<Broker>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl TestBroker {
@@ -43,40 +67,53 @@ impl TestBroker {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let broker = Broker::new(config);
+        let serving = Serving::start(&broker, vec![Endpoint::plain(listener)]);
+        TestBroker {
+            addr,
+            broker,
+            serving,
+        }
+    }
+
+    /// Stops the broker and waits until every connection has closed.
+    pub async fn stop(self) {
+        self.serving.stop().await;
+    }
+
+    pub async fn client(&self, version: ProtocolVersion) -> RawClient {
+        RawClient::connect(self.addr, version).await
+    }
+}
+
+/// A `serve_endpoints` task and the signal that stops it.
+struct Serving {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Serving {
+    fn start(broker: &Arc<Broker>, endpoints: Vec<Endpoint>) -> Serving {
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(starling_broker::server::serve(
-            Arc::clone(&broker),
-            vec![listener],
+        let serving = tokio::spawn(starling_broker::server::serve_endpoints(
+            Arc::clone(broker),
+            endpoints,
             async move {
                 let _ = stopped.await;
             },
         ));
         let task = tokio::spawn(async move {
-            let _ = task.await;
+            let _ = serving.await;
         });
-        TestBroker {
-            addr,
-            broker,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Serving { stop, task }
     }
 
     /// Stops the broker and waits until every connection has closed.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task)
-                .await
-                .expect("broker did not stop")
-                .unwrap();
-        }
-    }
-
-    pub async fn client(&self, version: ProtocolVersion) -> RawClient {
-        RawClient::connect(self.addr, version).await
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("broker did not stop")
+            .unwrap();
     }
 }
 
@@ -203,8 +240,20 @@ pub fn topic(name: &str) -> TopicName {
 
 /// A PUBLISH of `payload` to `name`.
 pub fn publish(name: &str, payload: &'static str, qos: QoS, id: u16) -> Publish {
-    let mut p = Publish::new(topic(name), payload.as_bytes());
+    message(name, payload.as_bytes(), qos, id)
+}
+
+/// A PUBLISH of `payload` (any bytes) to `name` at `qos`, packet id `id`.
+pub fn message(name: &str, payload: impl Into<Bytes>, qos: QoS, id: u16) -> Publish {
+    let mut p = Publish::new(topic(name), payload);
     p.delivery = starling_proto::Delivery::new(qos, pid(id.max(1)));
+    p
+}
+
+/// As [`message`], retained.
+pub fn retained(name: &str, payload: impl Into<Bytes>, qos: QoS, id: u16) -> Publish {
+    let mut p = message(name, payload, qos, id);
+    p.retain = true;
     p
 }
 
@@ -217,5 +266,32 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) {
             "condition not met within {WAIT:?}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A deadline for a polling loop: `tick` waits a little, and fails the test
+/// once [`WAIT`] has passed.
+pub struct Deadline {
+    at: tokio::time::Instant,
+    what: &'static str,
+}
+
+impl Deadline {
+    /// A deadline [`WAIT`] from now for waiting on `what`.
+    pub fn start(what: &'static str) -> Deadline {
+        Deadline {
+            at: tokio::time::Instant::now() + WAIT,
+            what,
+        }
+    }
+
+    /// Waits 20 ms before the next poll; panics past the deadline.
+    pub async fn tick(&self) {
+        assert!(
+            tokio::time::Instant::now() < self.at,
+            "{}: not within {WAIT:?}",
+            self.what
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,98 +1,20 @@
-//! Harness for the `starling pub` / `sub` / `rr` tests: brokers (`starling
-//! broker` and Debian's `mosquitto`) as child processes on free ports of
-//! 127.0.0.1, and the tools (ours and Mosquitto's) as child processes whose
-//! output is collected while they run.
-//!
-//! Nothing sleeps to let something happen: a test waits for a condition (a
-//! port accepting connections, a line of output, an exit) and fails when its
-//! deadline passes. Every child is killed when its handle is dropped. A tool
-//! that is missing fails the test, naming scripts/test, which installs them.
-
-#![allow(dead_code)]
+//! For the `starling pub` / `sub` / `rr` tests: brokers (`starling broker`
+//! and Debian's `mosquitto`) configured by a file, and the tools (ours and
+//! Mosquitto's) as child processes whose whole output is collected while they
+//! run. Every child is killed when its handle is dropped.
 
 use std::ffi::OsStr;
-use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::{free_port, tool, Scratch, POLL, WAIT};
+
 /// The `starling` binary under test.
 pub(crate) const STARLING: &str = env!("CARGO_BIN_EXE_starling");
-
-/// How long anything may take: a broker to listen, a line, an exit.
-pub(crate) const WAIT: Duration = Duration::from_secs(10);
-
-const POLL: Duration = Duration::from_millis(5);
-
-/// An installed tool, searched in `PATH` and the sbin directories. Panics
-/// (never skips) when it is missing.
-pub(crate) fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
-    std::env::split_paths(&path)
-        .chain(sbin)
-        .map(|dir| dir.join(name))
-        .find(|f| fs::metadata(f).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not installed: these tests compare with Debian's mosquitto and \
-                 mosquitto-clients 2.0.11; run scripts/test, which installs them"
-            )
-        })
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; brokers are started at once).
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A directory of the test's own, under Cargo's scratch directory.
-pub(crate) struct Scratch {
-    dir: PathBuf,
-}
-
-impl Scratch {
-    pub(crate) fn new(label: &str) -> Scratch {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("tools-{label}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch { dir }
-    }
-
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    pub(crate) fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.path(name);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).unwrap();
-        }
-        fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
 
 /// Which broker a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,6 @@
-//! Harness for the transport tests: a broker serving listeners of any kind
-//! (TLS, WebSockets, PROXY protocol) on ephemeral ports of 127.0.0.1, and a
-//! raw MQTT client over any byte stream, speaking packets through the real
-//! codec. Waits have deadlines; there are no bare sleeps.
-
-#![allow(dead_code, unreachable_pub)]
+//! For the transport tests: a broker serving listeners of any kind (TLS,
+//! WebSockets, PROXY protocol) on ephemeral ports of 127.0.0.1, and a raw MQTT
+//! client over any byte stream, speaking packets through the real codec.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,25 +12,20 @@ use rustls::pki_types::ServerName;
 use starling_broker::config::{Listener, ListenerSettings, TlsSettings};
 use starling_broker::transport::Endpoint;
 use starling_broker::{Broker, Config};
-use starling_proto::{ConnAck, Connect, Decoder, MqttString, Packet, ProtocolVersion, Role};
+use starling_proto::{ConnAck, Connect, Decoder, Packet, ProtocolVersion, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::pki::{Issued, Pki};
-
-/// How long a test waits for something that should happen.
-pub const WAIT: Duration = Duration::from_secs(5);
+use super::pki::{Issued, Pki};
+use super::{connect, Serving, WAIT};
 
 /// A broker serving one or more listeners on 127.0.0.1, ephemeral ports.
 pub struct Served {
     pub addrs: Vec<SocketAddr>,
     pub broker: Arc<Broker>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl Served {
@@ -63,22 +55,11 @@ impl Served {
             ..config
         });
         let addrs = endpoints.iter().map(|e| e.local_addr().unwrap()).collect();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let serving = tokio::spawn(starling_broker::server::serve_endpoints(
-            Arc::clone(&broker),
-            endpoints,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let task = tokio::spawn(async move {
-            let _ = serving.await;
-        });
+        let serving = Serving::start(&broker, endpoints);
         Served {
             addrs,
             broker,
-            stop: Some(stop),
-            task: Some(task),
+            serving,
         }
     }
 
@@ -87,16 +68,8 @@ impl Served {
     }
 
     /// Stops the broker and waits until every connection has closed.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task)
-                .await
-                .expect("broker did not stop")
-                .unwrap();
-        }
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }
 
@@ -249,13 +222,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
     }
 }
 
-/// A CONNECT for `version` with `client_id`, clean, keep alive 60.
-pub fn connect(version: ProtocolVersion, client_id: &str) -> Connect {
-    Connect::new(version, MqttString::try_from(client_id).unwrap())
-}
-
 /// Reads until the peer closes, returning what it sent; panics after `within`.
-pub async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+pub async fn read_until_closed(stream: &mut (impl AsyncRead + Unpin), within: Duration) -> Vec<u8> {
     let mut seen = Vec::new();
     let read = async {
         let mut buf = [0u8; 1024];
