@@ -57,7 +57,8 @@ struct Lifecycle {
     /// Bumped at every attach, so timers armed at a detach can tell whether the
     /// session has been resumed since.
     generation: u64,
-    pending_will: Option<Message>,
+    /// Boxed: few sessions have one, and every session holds this field.
+    pending_will: Option<Box<Message>>,
     ended: bool,
 }
 
@@ -358,7 +359,7 @@ impl Broker {
                     Expiry::After(after) => delay.min(after),
                     _ => delay,
                 };
-                session.lifecycle.lock().pending_will = Some(will);
+                session.lifecycle.lock().pending_will = Some(Box::new(will));
                 let broker = Arc::clone(self);
                 let session = Arc::clone(session);
                 tokio::spawn(async move {
@@ -371,7 +372,7 @@ impl Broker {
                         lifecycle.pending_will.take()
                     };
                     if let Some(will) = will {
-                        broker.publish(Arc::new(will));
+                        broker.publish(Arc::new(*will));
                     }
                 });
             }
@@ -407,7 +408,7 @@ impl Broker {
             lifecycle.pending_will.take()
         };
         if let Some(will) = will {
-            self.publish(Arc::new(will));
+            self.publish(Arc::new(*will));
         }
         {
             let mut sessions = self.sessions.lock();

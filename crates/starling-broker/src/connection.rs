@@ -91,6 +91,38 @@ pub async fn serve_with<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let kick = Arc::new(Notify::new());
+    // Boxed, as is `finish` below: the task then holds the state of the loop
+    // alone, not also that of the handshake (the CONNECT, the login, the
+    // attach), which keeps idle connections small.
+    let handshake = Box::pin(handshake(&broker, &mut stream, &info, Arc::clone(&kick))).await;
+    let Some((mut conn, mut read_buf, mut decoder)) = handshake else {
+        return;
+    };
+    let end = conn
+        .run(
+            &mut stream,
+            &mut read_buf,
+            &mut decoder,
+            &kick,
+            &mut shutdown,
+        )
+        .await;
+    drop(read_buf);
+    Box::pin(conn.finish(end, &mut stream)).await;
+}
+
+/// Reads CONNECT by the deadline and accepts the client: the connection, its
+/// read buffer and its decoder, or `None` once a refused client is answered.
+async fn handshake<S>(
+    broker: &Arc<Broker>,
+    stream: &mut S,
+    info: &ConnectionInfo,
+    kick: Arc<Notify>,
+) -> Option<(Connection, BytesMut, Decoder)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let peer = info.peer;
     let mut read_buf = BytesMut::new();
     let mut decoder = Decoder::new(Role::Server, ProtocolVersion::V3_1_1);
@@ -99,7 +131,7 @@ pub async fn serve_with<S>(
     }
     let first = tokio::time::timeout_at(
         info.connect_deadline,
-        read_packet(&mut stream, &mut read_buf, &mut decoder, &broker.stats),
+        read_packet(stream, &mut read_buf, &mut decoder, &broker.stats),
     )
     .await;
     let connect = match first {
@@ -110,48 +142,40 @@ pub async fn serve_with<S>(
                 "Client <unknown> from {peer} sent {} before CONNECT, disconnecting.",
                 other.packet_type()
             );
-            return;
+            return None;
         }
         Ok(Err(DecodeError::UnsupportedProtocolLevel(level))) => {
             // [MQTT-3.1.2-2]: answer in the 3.1.1 form, the only one a client of
             // an unknown version can be expected to read.
             info!("Client <unknown> from {peer} asked for unsupported protocol level {level}.");
             let _ = stream.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
-            close(&mut stream).await;
-            return;
+            close(stream).await;
+            return None;
         }
         Ok(Err(e)) => {
             info!("Client <unknown> from {peer} sent an invalid CONNECT: {e}");
-            return;
+            return None;
         }
-        Ok(Ok(None)) => return,
+        Ok(Ok(None)) => return None,
         Err(_) => {
             info!(
                 "Client <unknown> from {peer} sent no CONNECT within {:?}, disconnecting.",
                 broker.config.connect_timeout
             );
-            return;
+            return None;
         }
     };
-    let kick = Arc::new(Notify::new());
-    let Some(mut conn) =
-        Connection::accept(&broker, *connect, &info, Arc::clone(&kick), &mut stream).await
-    else {
+    let Some(conn) = Connection::accept(broker, *connect, info, kick, stream).await else {
         // The refusing CONNACK must reach the client through TLS or WebSocket.
-        close(&mut stream).await;
-        return;
+        close(stream).await;
+        return None;
     };
     decoder.set_version(conn.version);
-    let end = conn
-        .run(
-            &mut stream,
-            &mut read_buf,
-            &mut decoder,
-            &kick,
-            &mut shutdown,
-        )
-        .await;
-    conn.finish(end, &mut stream).await;
+    // The CONNECT's buffer is not kept for the life of the connection.
+    if read_buf.is_empty() {
+        read_buf = BytesMut::new();
+    }
+    Some((conn, read_buf, decoder))
 }
 
 /// Flushes what was written and shuts the stream down, within
@@ -184,6 +208,15 @@ async fn read_packet<S: AsyncRead + Unpin>(
     }
 }
 
+/// The Topic Alias maps of one connection (MQTT 5.0 §3.3.2.3.4).
+#[derive(Default)]
+struct Aliases {
+    /// Aliases the client set for its PUBLISHes to us.
+    inbound: HashMap<u16, TopicName>,
+    /// Aliases we assigned for our PUBLISHes to the client, up to its maximum.
+    outbound: HashMap<TopicName, TopicAlias>,
+}
+
 struct Connection {
     broker: Arc<Broker>,
     session: Arc<SessionHandle>,
@@ -193,7 +226,8 @@ struct Connection {
     client_id: MqttString,
     peer: SocketAddr,
     keep_alive: Option<Duration>,
-    will: Option<Will>,
+    /// Boxed: most clients have none, and it is read only at the end.
+    will: Option<Box<Will>>,
     clean_start: bool,
     /// v5 Session Expiry Interval in force (seconds), changeable at DISCONNECT.
     session_expiry: u32,
@@ -201,10 +235,8 @@ struct Connection {
     window: usize,
     /// The client's Maximum Packet Size.
     max_packet_size: u32,
-    /// Aliases the client set for its PUBLISHes to us.
-    aliases_in: HashMap<u16, TopicName>,
-    /// Aliases we assigned for our PUBLISHes to the client, up to its maximum.
-    aliases_out: HashMap<TopicName, TopicAlias>,
+    /// Both Topic Alias maps, allocated when the first alias is used.
+    aliases: Option<Box<Aliases>>,
     alias_out_max: u16,
     out: BytesMut,
     log_packets: bool,
@@ -253,7 +285,11 @@ impl Connection {
         let mut reloads = broker.auth.subscribe_reloads();
         reloads.mark_unchanged();
         let scope = Arc::clone(broker.auth.state().scope(Some(info.listener.bind)));
-        let mut client_id = connect.client_id.clone();
+        // A copy: the decoded id is a slice of the CONNECT's read buffer, which
+        // it would otherwise keep alive for the life of the session.
+        let mut client_id =
+            MqttString::from_bytes(bytes::Bytes::copy_from_slice(connect.client_id.as_bytes()))
+                .unwrap_or_else(|_| connect.client_id.clone());
         let mut assigned = None;
         if client_id.is_empty() {
             // [MQTT-3.1.3-8]: 3.1.1 refuses an empty id with a persistent session;
@@ -364,13 +400,12 @@ impl Connection {
             client_id,
             peer,
             keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
-            will: connect.will.clone(),
+            will: connect.will.take().map(Box::new),
             clean_start: connect.clean_start,
             session_expiry: props.session_expiry_interval.unwrap_or(0),
             window,
             max_packet_size: props.maximum_packet_size.map_or(u32::MAX, |m| m.get()),
-            aliases_in: HashMap::new(),
-            aliases_out: HashMap::new(),
+            aliases: None,
             alias_out_max: if version.is_v5() {
                 props.topic_alias_maximum.unwrap_or(0)
             } else {
@@ -440,7 +475,9 @@ impl Connection {
                     Resend::Publish(id, delivery) if !conn.may_read(&delivery) => {
                         conn.forget_inflight(id, delivery.qos);
                     }
-                    Resend::Publish(id, delivery) => conn.send_delivery(delivery, Some(id), true),
+                    Resend::Publish(id, delivery) => {
+                        conn.send_delivery(delivery, Some(id), true, Instant::now())
+                    }
                     Resend::PubRel(id) => conn.send(Packet::PubRel(PubRel::new(id))),
                 }
             }
@@ -489,7 +526,14 @@ impl Connection {
             let room = read_buf.capacity() - read_buf.len();
             // A 3.x client over `max_publish_rate` is not read from until its
             // bucket has refilled; nor is its keep alive counted meanwhile.
+            // One timer serves both: the pause's end while paused, the keep
+            // alive otherwise (a second `Sleep` would grow every connection).
             let resume = self.paused_until;
+            if let Some(at) = resume {
+                if deadline.deadline() != at {
+                    deadline.as_mut().reset(at);
+                }
+            }
             // Every arm is cancel-safe: `read_buf` reads into the buffer or not
             // at all, and `Notify` keeps a permit for a wake-up that comes while
             // another arm runs.
@@ -503,7 +547,7 @@ impl Connection {
                     return End::Server(ReasonCode::SERVER_SHUTTING_DOWN, String::new());
                 }
                 read = stream.read_buf(read_buf), if resume.is_none() => {
-                    match read {
+                    let n_read = match read {
                         Ok(0) => return End::Closed,
                         Err(e) => return End::Io(e),
                         Ok(n) => {
@@ -513,22 +557,21 @@ impl Connection {
                             } else if n < self.read_size / 4 {
                                 self.read_size = (self.read_size / 2).max(MIN_READ_SIZE);
                             }
+                            n
                         }
-                    }
+                    };
                     if let Some(k) = keep_alive {
                         deadline.as_mut().reset(tokio::time::Instant::now() + k);
                     }
                     if let Err(end) = self.handle_buffered(read_buf, decoder) {
                         return end;
                     }
-                }
-                () = sleep_until(resume) => {
-                    self.paused_until = None;
-                    if let Some(k) = keep_alive {
-                        deadline.as_mut().reset(tokio::time::Instant::now() + k);
-                    }
-                    if let Err(end) = self.handle_buffered(read_buf, decoder) {
-                        return end;
+                    // A read that filled the buffer: the client has more to
+                    // send. Let the other tasks run first, or a few fast
+                    // publishers read up to the scheduler's budget (128 reads)
+                    // per turn and starve the subscribers they feed.
+                    if n_read == room {
+                        tokio::task::yield_now().await;
                     }
                 }
                 _ = self.session.wake.notified() => {}
@@ -539,7 +582,17 @@ impl Connection {
                         return end;
                     }
                 }
-                _ = &mut deadline, if keep_alive.is_some() && resume.is_none() => {
+                () = &mut deadline, if keep_alive.is_some() || resume.is_some() => {
+                    if resume.is_some() {
+                        self.paused_until = None;
+                        if let Some(k) = keep_alive {
+                            deadline.as_mut().reset(tokio::time::Instant::now() + k);
+                        }
+                        if let Err(end) = self.handle_buffered(read_buf, decoder) {
+                            return end;
+                        }
+                        continue;
+                    }
                     info!("Client {} has exceeded timeout, disconnecting.", self.client_id);
                     return End::Server(ReasonCode::KEEP_ALIVE_TIMEOUT, String::new());
                 }
@@ -554,17 +607,27 @@ impl Connection {
         read_buf: &mut BytesMut,
         decoder: &mut Decoder,
     ) -> Result<(), End> {
-        while self.paused_until.is_none() {
+        // One clock read and one count per read, not per packet: both are
+        // measurable on a publisher's path.
+        let now = Instant::now();
+        let mut received = 0;
+        let result = loop {
+            if self.paused_until.is_some() {
+                break Ok(());
+            }
             match decoder.decode(read_buf) {
                 Ok(Some(packet)) => {
-                    Stats::add(&self.broker.stats.packets_received, 1);
-                    self.handle(packet, Instant::now())?;
+                    received += 1;
+                    if let Err(end) = self.handle(packet, now) {
+                        break Err(end);
+                    }
                 }
-                Ok(None) => break,
-                Err(e) => return Err(End::Server(e.reason_code(), e.to_string())),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(End::Server(e.reason_code(), e.to_string())),
             }
-        }
-        Ok(())
+        };
+        Stats::add(&self.broker.stats.packets_received, received);
+        result
     }
 
     async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<()> {
@@ -633,7 +696,7 @@ impl Connection {
         let will = will.map(|will| {
             let delay =
                 Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
-            (will_message(will, &self.broker), delay)
+            (will_message(*will, &self.broker), delay)
         });
         let expiry = self.expiry();
         self.broker
@@ -735,7 +798,7 @@ impl Connection {
         }
         let more = batch.len() == DRAIN_BATCH;
         for (delivery, id, dup) in batch {
-            self.send_delivery(delivery, id, dup);
+            self.send_delivery(delivery, id, dup, now);
         }
         more
     }
@@ -812,8 +875,8 @@ impl Connection {
         }
     }
 
-    fn send_delivery(&mut self, delivery: Delivery, id: Option<PacketId>, dup: bool) {
-        let mut publish = self.build_publish(&delivery, id, dup, Instant::now());
+    fn send_delivery(&mut self, delivery: Delivery, id: Option<PacketId>, dup: bool, now: Instant) {
+        let mut publish = self.build_publish(&delivery, id, dup, now);
         if self.alias_out_max > 0 {
             self.apply_outbound_alias(&mut publish);
         }
@@ -826,10 +889,11 @@ impl Connection {
     /// the packet larger than the client's Maximum Packet Size [MQTT-3.1.2-24]
     /// (`drain` checked the size without an alias).
     fn apply_outbound_alias(&mut self, publish: &mut Publish) {
-        let (alias, new) = match self.aliases_out.get(&publish.topic) {
+        let aliases = self.aliases.get_or_insert_with(Box::default);
+        let (alias, new) = match aliases.outbound.get(&publish.topic) {
             Some(&alias) => (alias, false),
-            None if self.aliases_out.len() < usize::from(self.alias_out_max) => {
-                match TopicAlias::new(self.aliases_out.len() as u16 + 1) {
+            None if aliases.outbound.len() < usize::from(self.alias_out_max) => {
+                match TopicAlias::new(aliases.outbound.len() as u16 + 1) {
                     Some(alias) => (alias, true),
                     None => return,
                 }
@@ -848,7 +912,7 @@ impl Connection {
             return;
         }
         if new {
-            self.aliases_out.insert(publish.topic.clone(), alias);
+            aliases.outbound.insert(publish.topic.clone(), alias);
         }
         *publish = aliased;
     }
@@ -977,7 +1041,8 @@ impl Connection {
                 ));
             }
             if publish.topic.as_str().is_empty() {
-                match self.aliases_in.get(&alias.get()) {
+                let aliases = self.aliases.get_or_insert_with(Box::default);
+                match aliases.inbound.get(&alias.get()) {
                     Some(topic) => publish.topic = topic.clone(),
                     None => {
                         return Err(End::Server(
@@ -987,7 +1052,8 @@ impl Connection {
                     }
                 }
             } else {
-                self.aliases_in.insert(alias.get(), publish.topic.clone());
+                let aliases = self.aliases.get_or_insert_with(Box::default);
+                aliases.inbound.insert(alias.get(), publish.topic.clone());
             }
         }
         if publish.retain && !config.retain_available {
@@ -1197,14 +1263,6 @@ fn forget_inflight(state: &mut crate::session::SessionState, id: PacketId, qos: 
         state.handle_pubrec(id, true);
     } else {
         state.handle_puback(id);
-    }
-}
-
-/// Completes at `at`, or never without one (a `select!` arm that is off).
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
