@@ -7,15 +7,23 @@
 //!
 //! This file owns session lifecycles: attach (with takeover), detach, Will
 //! Delay, Session Expiry, and routing a message to the sessions that match.
+//!
+//! With storage on, it also decides what the store keeps: persistent sessions
+//! (their record, written at attach, subscribe, unsubscribe and detach) and
+//! retained messages; a session's queue and in-flight changes reach the store
+//! through [`StateGuard`], the only way to change a [`SessionState`] that
+//! records them. At start-up [`Broker::with_store`] rebuilds all of it from
+//! the store before any listener accepts a client.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use parking_lot::{Mutex, RwLock};
-use starling_proto::{MqttString, QoS, TopicFilter};
+use parking_lot::{Mutex, MutexGuard, RwLock};
+use starling_proto::{MqttString, QoS, ReasonCode, TopicFilter};
 use tokio::sync::{oneshot, Notify};
 
 use crate::auth::{Auth, AuthState};
@@ -23,8 +31,12 @@ use crate::config::{Config, ConfigProblem, ConfigReport};
 use crate::message::{Delivery, Message, SessionId};
 use crate::retained::RetainedStore;
 use crate::router::{Router, Subscription};
-use crate::session::{Enqueued, QueueLimits, SessionState};
+use crate::session::{Enqueued, QueueLimits, SessionRecord, SessionState};
 use crate::stats::Stats;
+use crate::storage::{
+    Clock, MessageId, Op, Persistence, SessionExpiry, Snapshot, Store, StoredSession,
+    StoredWill,
+};
 
 /// How long a takeover waits for the old connection to finish.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
@@ -132,6 +144,78 @@ pub struct Broker {
     pub auth: Auth,
     /// The TLS listeners being served, for [`Broker::reload_tls`].
     pub(crate) tls: crate::transport::TlsRegistry,
+    /// The store's writer; `None` with storage off.
+    persistence: Option<Persistence>,
+}
+
+/// A session's state, locked. Changes the state records for the store are
+/// handed to the store's writer when the guard is dropped (or before an op of
+/// the broker's own, [`StateGuard::push`]), still under the lock, so the store
+/// sees each session's changes in order.
+#[derive(Debug)]
+pub struct StateGuard<'a> {
+    state: MutexGuard<'a, SessionState>,
+    broker: &'a Broker,
+    client_id: &'a MqttString,
+}
+
+impl StateGuard<'_> {
+    fn flush(&mut self) {
+        if self.state.has_changes() {
+            let changes = self.state.take_changes();
+            if let Some(persistence) = &self.broker.persistence {
+                persistence.push(Op::Changes(self.client_id.clone(), changes));
+            }
+        }
+    }
+
+    /// Hands `op` to the store after the changes recorded so far.
+    fn push(&mut self, op: Op) {
+        self.flush();
+        if let Some(persistence) = &self.broker.persistence {
+            persistence.push(op);
+        }
+    }
+
+    /// Writes the session's record and subscriptions, if the store keeps it.
+    fn save(&mut self) {
+        let Some(record) = self.state.record() else {
+            return;
+        };
+        let session = StoredSession {
+            client_id: self.client_id.clone(),
+            expiry: record.expiry,
+            disconnected_at: record.disconnected_at,
+            will: record.will.clone(),
+            subscriptions: self
+                .state
+                .subscriptions
+                .iter()
+                .map(|(filter, subscription)| (filter.clone(), *subscription))
+                .collect(),
+        };
+        self.push(Op::Session(session));
+    }
+}
+
+impl Deref for StateGuard<'_> {
+    type Target = SessionState;
+
+    fn deref(&self) -> &SessionState {
+        &self.state
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SessionState {
+        &mut self.state
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl Broker {
@@ -170,7 +254,198 @@ impl Broker {
             next_id: AtomicU64::new(1),
             started: Instant::now(),
             tls: Default::default(),
+            persistence: None,
         })
+    }
+
+    /// A broker with `config` and its password and ACL files loaded, that keeps
+    /// its state in `store`: everything in `snapshot` (what [`Store::load`]
+    /// returned) is restored first (sessions with their subscriptions, queues
+    /// and in-flight messages, retained messages, pending wills and expiry
+    /// timers), then the writer starts. Runs inside the tokio runtime (it arms
+    /// timers).
+    pub fn with_store(
+        config: Config,
+        auth: AuthState,
+        store: Arc<dyn Store>,
+        snapshot: Snapshot,
+    ) -> Arc<Broker> {
+        let persistence =
+            Persistence::start(store, config.storage.durability, snapshot.next_message_id);
+        let broker = Arc::new(Broker {
+            auth: Auth::new(auth, &config),
+            config,
+            router: RwLock::new(Router::new()),
+            retained: RwLock::new(RetainedStore::new()),
+            sessions: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
+            next_id: AtomicU64::new(1),
+            started: Instant::now(),
+            tls: Default::default(),
+            persistence: Some(persistence),
+        });
+        broker.restore(snapshot);
+        broker
+    }
+
+    /// Rebuilds the state in `snapshot`.
+    fn restore(self: &Arc<Self>, snapshot: Snapshot) {
+        let clock = Clock::now();
+        let messages: HashMap<MessageId, Arc<Message>> = snapshot
+            .messages
+            .into_iter()
+            .map(|(id, m)| (id, Arc::new(clock.message(id, m))))
+            .collect();
+        {
+            let mut retained = self.retained.write();
+            for (_, id) in &snapshot.retained {
+                if let Some(message) = messages.get(id) {
+                    retained.retain(Arc::clone(message));
+                }
+            }
+        }
+        let delivery = |d: crate::storage::StoredDelivery| {
+            Some(Delivery {
+                message: Arc::clone(messages.get(&d.message)?),
+                qos: d.qos,
+                retain: d.retain,
+                subscription_ids: d.subscription_ids,
+                shared: d.shared,
+                stored: true,
+            })
+        };
+        let sessions = snapshot.sessions.len();
+        for loaded in snapshot.sessions {
+            let stored = loaded.session;
+            let was_online = stored.disconnected_at.is_none();
+            // A session online when the broker stopped lost its connection then.
+            let disconnected_at = stored.disconnected_at.unwrap_or(clock.system);
+            let record = SessionRecord {
+                expiry: stored.expiry,
+                disconnected_at: Some(disconnected_at),
+                will: stored.will,
+            };
+            let queue = loaded.queue.into_iter().filter_map(delivery).collect();
+            let inflight = loaded
+                .inflight
+                .into_iter()
+                .filter_map(|i| Some((i.packet_id, i.state, delivery(i.delivery)?)))
+                .collect();
+            let state = SessionState::restore(
+                self.queue_limits(),
+                record.clone(),
+                stored.subscriptions.iter().cloned().collect(),
+                queue,
+                inflight,
+                loaded.incoming_qos2,
+            );
+            let session = self.new_session(stored.client_id.clone());
+            *session.state.lock() = state;
+            {
+                let key = SessionRef(Arc::clone(&session));
+                let mut router = self.router.write();
+                for (filter, subscription) in &stored.subscriptions {
+                    router.subscribe(filter, key.clone(), *subscription);
+                }
+            }
+            self.sessions
+                .lock()
+                .insert(stored.client_id.clone(), Arc::clone(&session));
+            if was_online {
+                self.state(&session).save();
+            }
+            let left = |after: Duration| {
+                (disconnected_at + after)
+                    .duration_since(clock.system)
+                    .unwrap_or(Duration::ZERO)
+            };
+            let expiry_left = match record.expiry {
+                SessionExpiry::Never => None,
+                SessionExpiry::After(after) => Some(left(after)),
+            };
+            if let Some(will) = record.will {
+                let delay = left(will.delay).min(expiry_left.unwrap_or(Duration::MAX));
+                let message = will_from_store(will, clock.instant);
+                self.arm_will(&session, 0, message, delay);
+            }
+            if let Some(after) = expiry_left {
+                self.arm_expiry(&session, 0, after);
+            }
+        }
+        tracing::info!(
+            "Restored {sessions} sessions and {} retained messages from the store.",
+            snapshot.retained.len()
+        );
+    }
+
+    /// Locks `session`'s state; what it records for the store is handed on
+    /// when the guard is dropped.
+    pub fn state<'a>(&'a self, session: &'a SessionHandle) -> StateGuard<'a> {
+        StateGuard {
+            state: session.state.lock(),
+            broker: self,
+            client_id: &session.client_id,
+        }
+    }
+
+    /// Starts or stops keeping `session` in the store, as the connection that
+    /// just attached says: kept unless it ends with its connection. `will` is
+    /// that connection's will, stored so that it is published after a crash.
+    pub fn keep_session(&self, session: &SessionHandle, expiry: Expiry, will: Option<StoredWill>) {
+        if self.persistence.is_none() {
+            return;
+        }
+        let mut state = self.state(session);
+        let expiry = match expiry {
+            Expiry::Now => {
+                if state.record().is_some() {
+                    state.set_record(None);
+                    state.push(Op::EndSession(session.client_id.clone()));
+                }
+                return;
+            }
+            Expiry::Never => SessionExpiry::Never,
+            Expiry::After(after) => SessionExpiry::After(after),
+        };
+        state.set_record(Some(SessionRecord {
+            expiry,
+            disconnected_at: None,
+            will,
+        }));
+        state.save();
+    }
+
+    /// The sequence number of the last change handed to the store; 0 without
+    /// one. An acknowledgement sent after [`Broker::durable`] of it promises
+    /// everything done so far is stored.
+    pub fn store_seq(&self) -> u64 {
+        self.persistence.as_ref().map_or(0, Persistence::submitted)
+    }
+
+    /// Waits until the change numbered `seq` is stored (durable with `sync`).
+    pub async fn durable(&self, seq: u64) {
+        if let Some(persistence) = &self.persistence {
+            persistence.durable(seq).await;
+        }
+    }
+
+    /// While the store cannot be written: the reason code to refuse QoS 1 and
+    /// 2 messages with.
+    pub fn store_refusal(&self) -> Option<ReasonCode> {
+        self.persistence.as_ref().and_then(Persistence::failing)
+    }
+
+    /// The store's writer, if storage is on.
+    pub fn persistence(&self) -> Option<&Persistence> {
+        self.persistence.as_ref()
+    }
+
+    /// Writes what is still pending to the store and stops its writer. Called
+    /// at shutdown, once the connections have ended.
+    pub fn close_store(&self) {
+        if let Some(persistence) = &self.persistence {
+            persistence.close();
+        }
     }
 
     fn queue_limits(&self) -> QueueLimits {
@@ -343,7 +618,28 @@ impl Broker {
                 return;
             }
         }
-        session.state.lock().set_online(false);
+        {
+            let mut state = self.state(session);
+            state.set_online(false);
+            let pending = match (&will, expiry) {
+                (Some((will, delay)), Expiry::After(_) | Expiry::Never) if !delay.is_zero() => {
+                    Some(stored_will(will, *delay))
+                }
+                _ => None,
+            };
+            if state.update_record(|record| {
+                record.disconnected_at = Some(SystemTime::now());
+                record.will = pending;
+                // A v5 DISCONNECT may have changed it.
+                match expiry {
+                    Expiry::Never => record.expiry = SessionExpiry::Never,
+                    Expiry::After(after) => record.expiry = SessionExpiry::After(after),
+                    Expiry::Now => {}
+                }
+            }) {
+                state.save();
+            }
+        }
         self.hand_over_shared(session);
         match (will, expiry) {
             (Some((will, _)), Expiry::Now) => {
@@ -359,41 +655,63 @@ impl Broker {
                     Expiry::After(after) => delay.min(after),
                     _ => delay,
                 };
-                session.lifecycle.lock().pending_will = Some(Box::new(will));
-                let broker = Arc::clone(self);
-                let session = Arc::clone(session);
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let will = {
-                        let mut lifecycle = session.lifecycle.lock();
-                        if lifecycle.generation != generation {
-                            return;
-                        }
-                        lifecycle.pending_will.take()
-                    };
-                    if let Some(will) = will {
-                        broker.publish(Arc::new(*will));
-                    }
-                });
+                self.arm_will(session, generation, will, delay);
             }
             (None, _) => {}
         }
         match expiry {
             Expiry::Now => self.end_session(session),
             Expiry::Never => {}
-            Expiry::After(after) => {
-                let broker = Arc::clone(self);
-                let session = Arc::clone(session);
-                tokio::spawn(async move {
-                    tokio::time::sleep(after).await;
-                    if session.lifecycle.lock().generation == generation
-                        && !session.state.lock().is_online()
-                    {
-                        broker.end_session(&session);
-                    }
-                });
-            }
+            Expiry::After(after) => self.arm_expiry(session, generation, after),
         }
+    }
+
+    /// Publishes `will` after `delay` unless the session is resumed first
+    /// (its generation moves on).
+    fn arm_will(
+        self: &Arc<Self>,
+        session: &Arc<SessionHandle>,
+        generation: u64,
+        will: Message,
+        delay: Duration,
+    ) {
+        session.lifecycle.lock().pending_will = Some(Box::new(will));
+        let broker = Arc::clone(self);
+        let session = Arc::clone(session);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let will = {
+                let mut lifecycle = session.lifecycle.lock();
+                if lifecycle.generation != generation {
+                    return;
+                }
+                lifecycle.pending_will.take()
+            };
+            if let Some(will) = will {
+                // Sent: the store must not send it again after a restart.
+                {
+                    let mut state = broker.state(&session);
+                    if state.update_record(|record| record.will = None) {
+                        state.save();
+                    }
+                }
+                broker.publish(Arc::new(*will));
+            }
+        });
+    }
+
+    /// Ends `session` after `after` offline unless it is resumed first.
+    fn arm_expiry(self: &Arc<Self>, session: &Arc<SessionHandle>, generation: u64, after: Duration) {
+        let broker = Arc::clone(self);
+        let session = Arc::clone(session);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if session.lifecycle.lock().generation == generation
+                && !session.state.lock().is_online()
+            {
+                broker.end_session(&session);
+            }
+        });
     }
 
     /// Ends a session: publishes a will still pending, removes its subscriptions
@@ -409,6 +727,13 @@ impl Broker {
         };
         if let Some(will) = will {
             self.publish(Arc::new(*will));
+        }
+        {
+            let mut state = self.state(session);
+            if state.record().is_some() {
+                state.set_record(None);
+                state.push(Op::EndSession(session.client_id.clone()));
+            }
         }
         {
             let mut sessions = self.sessions.lock();
@@ -432,7 +757,7 @@ impl Broker {
     /// acknowledged, to other online members of the same groups. Those with no
     /// other member online stay where they are.
     fn hand_over_shared(&self, session: &Arc<SessionHandle>) {
-        let taken = session.state.lock().take_shared();
+        let taken = self.state(session).take_shared();
         if taken.is_empty() {
             return;
         }
@@ -450,7 +775,7 @@ impl Broker {
                     self.deliver(&key.0, delivery);
                 }
                 None => {
-                    session.state.lock().enqueue(delivery);
+                    self.state(session).enqueue(delivery);
                 }
             }
         }
@@ -463,11 +788,11 @@ impl Broker {
         filter: &TopicFilter,
         subscription: Subscription,
     ) -> bool {
-        session
-            .state
-            .lock()
-            .subscriptions
-            .insert(filter.clone(), subscription);
+        {
+            let mut state = self.state(session);
+            state.subscriptions.insert(filter.clone(), subscription);
+            state.save();
+        }
         self.router
             .write()
             .subscribe(filter, SessionRef(Arc::clone(session)), subscription)
@@ -475,7 +800,12 @@ impl Broker {
 
     /// Removes a subscription of `session`; returns whether it existed.
     pub fn unsubscribe(&self, session: &Arc<SessionHandle>, filter: &TopicFilter) -> bool {
-        session.state.lock().subscriptions.remove(filter);
+        {
+            let mut state = self.state(session);
+            if state.subscriptions.remove(filter).is_some() {
+                state.save();
+            }
+        }
         self.router
             .write()
             .unsubscribe(filter, &SessionRef(Arc::clone(session)))
@@ -488,7 +818,15 @@ impl Broker {
 
     /// Stores a retained message (or clears one, for an empty payload).
     pub fn retain(&self, message: Arc<Message>) {
-        self.retained.write().retain(message);
+        let mut retained = self.retained.write();
+        // Under the lock, so the store sees one topic's messages in order.
+        // `$SYS` topics are the broker's own and rewritten at every start.
+        if let Some(persistence) = &self.persistence {
+            if !message.topic.as_str().starts_with('$') {
+                persistence.push(Op::Retain(Arc::clone(&message)));
+            }
+        }
+        retained.retain(message);
     }
 
     /// Routes `message` to every matching session, one copy per session at the
@@ -526,6 +864,7 @@ impl Broker {
                         retain,
                         subscription_ids: ids,
                         shared: m.shared.cloned(),
+                        stored: false,
                     },
                 ));
             },
@@ -554,7 +893,7 @@ impl Broker {
 
     /// Queues `delivery` for `session` and wakes its connection if needed.
     pub fn deliver(&self, session: &SessionHandle, delivery: Delivery) {
-        let outcome = session.state.lock().enqueue(delivery);
+        let outcome = self.state(session).enqueue(delivery);
         match outcome {
             Enqueued::First => session.wake.notify_one(),
             Enqueued::Behind | Enqueued::Skipped => {}
@@ -574,5 +913,34 @@ impl Broker {
     /// The QoS a subscription is granted: what it asked for, as we support all.
     pub fn granted_qos(&self, requested: QoS) -> QoS {
         requested
+    }
+}
+
+/// A will as the store keeps it.
+pub fn stored_will(will: &Message, delay: Duration) -> StoredWill {
+    StoredWill {
+        topic: will.topic.clone(),
+        payload: will.payload.clone(),
+        qos: will.qos,
+        retain: will.retain,
+        properties: will.properties.clone(),
+        delay,
+    }
+}
+
+/// A stored will as a message, its Message Expiry counted from `now`.
+fn will_from_store(will: StoredWill, now: Instant) -> Message {
+    Message {
+        expires_at: will
+            .properties
+            .message_expiry_interval
+            .map(|secs| now + Duration::from_secs(u64::from(secs))),
+        topic: will.topic,
+        payload: will.payload,
+        qos: will.qos,
+        retain: will.retain,
+        properties: will.properties,
+        origin: None,
+        stored_id: Default::default(),
     }
 }

@@ -258,6 +258,13 @@ struct Connection {
     /// when a reload is announced on `reloads`.
     scope: Arc<Scope>,
     reloads: watch::Receiver<u64>,
+    /// The store's sequence number the next write waits for: an
+    /// acknowledgement in the write buffer promises what came before it is
+    /// stored. 0: nothing to wait for.
+    gate: u64,
+    /// The store's sequence number when `gate` was last set: a number that has
+    /// not moved since means this connection caused nothing new to wait for.
+    seen_seq: u64,
 }
 
 impl Connection {
@@ -423,7 +430,18 @@ impl Connection {
             username,
             scope,
             reloads,
+            gate: 0,
+            seen_seq: 0,
         };
+        // The store keeps a session that outlives its connection, with the
+        // connection's will (published after a crash as after a lost connection).
+        let expiry = conn.expiry();
+        let stored_will = conn.will.as_deref().filter(|_| expiry != Expiry::Now).map(|will| {
+            let delay =
+                Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
+            crate::broker::stored_will(&will_message(will.clone(), broker), delay)
+        });
+        broker.keep_session(&conn.session, expiry, stored_will);
         let mut properties = ConnAckProperties::default();
         if version.is_v5() {
             properties.assigned_client_identifier = assigned;
@@ -467,7 +485,7 @@ impl Connection {
                 .unwrap_or_default(),
         );
         if attached.session_present {
-            let resend = conn.session.state.lock().resend(conn.window);
+            let resend = conn.broker.state(&conn.session).resend(conn.window);
             for item in resend {
                 match item {
                     // Sent before, but read access may have been taken away
@@ -634,6 +652,12 @@ impl Connection {
         if self.out.is_empty() {
             return Ok(());
         }
+        // Group commit: the acknowledgements in this buffer wait for the one
+        // batch that stores what they acknowledge.
+        if self.gate != 0 {
+            let gate = std::mem::take(&mut self.gate);
+            self.broker.durable(gate).await;
+        }
         stream.write_all(&self.out).await?;
         // TLS and WebSocket streams hold written bytes until flushed.
         stream.flush().await?;
@@ -729,6 +753,28 @@ impl Connection {
 
     /// Encodes `packet` into the write buffer.
     fn send(&mut self, packet: Packet) {
+        // What these packets tell the client may be relied on after a crash:
+        // an acknowledgement (the message, subscription or session is kept), a
+        // QoS 2 PUBLISH or PUBREL (its packet identifier and state are kept,
+        // or a restart would deliver it twice [MQTT-4.3.3-10]).
+        let promises = match &packet {
+            Packet::ConnAck(_)
+            | Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubRel(_)
+            | Packet::PubComp(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_) => true,
+            Packet::Publish(publish) => publish.delivery.qos() == QoS::ExactlyOnce,
+            _ => false,
+        };
+        if promises {
+            let seq = self.broker.store_seq();
+            if seq != self.seen_seq {
+                self.gate = seq;
+                self.seen_seq = seq;
+            }
+        }
         if self.log_packets {
             debug!(
                 "Sending {} to {}",
@@ -753,7 +799,7 @@ impl Connection {
         let mut batch = Vec::new();
         let mut too_large = 0;
         {
-            let mut state = self.session.state.lock();
+            let mut state = self.broker.state(&self.session);
             while batch.len() < DRAIN_BATCH {
                 // PUBLISHes held back at resume go first, in their order.
                 if let Some((id, delivery)) = state.next_held(self.window) {
@@ -821,7 +867,7 @@ impl Connection {
 
     /// Drops a message in flight that may no longer be sent again.
     fn forget_inflight(&self, id: PacketId, qos: QoS) {
-        forget_inflight(&mut self.session.state.lock(), id, qos);
+        forget_inflight(&mut self.broker.state(&self.session), id, qos);
     }
 
     /// A reload was announced: takes the new scope, and disconnects an
@@ -929,7 +975,7 @@ impl Connection {
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish, now),
             Packet::PubAck(ack) => {
-                self.session.state.lock().handle_puback(ack.packet_id);
+                self.broker.state(&self.session).handle_puback(ack.packet_id);
                 Ok(())
             }
             Packet::PubRec(rec) => {
@@ -950,7 +996,7 @@ impl Connection {
                 Ok(())
             }
             Packet::PubRel(rel) => {
-                let found = self.session.state.lock().release_qos2(rel.packet_id);
+                let found = self.broker.state(&self.session).release_qos2(rel.packet_id);
                 let mut comp = PubComp::new(rel.packet_id);
                 if !found && self.version.is_v5() {
                     comp.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
@@ -959,7 +1005,7 @@ impl Connection {
                 Ok(())
             }
             Packet::PubComp(comp) => {
-                self.session.state.lock().handle_pubcomp(comp.packet_id);
+                self.broker.state(&self.session).handle_pubcomp(comp.packet_id);
                 Ok(())
             }
             Packet::Subscribe(subscribe) => {
@@ -1074,6 +1120,19 @@ impl Connection {
         {
             // [MQTT-3.3.2-4]: the payload is said to be UTF-8 and is not.
             Some(ReasonCode::PAYLOAD_FORMAT_INVALID)
+        } else if let Some(reason) = (publish.delivery.qos() != QoS::AtMostOnce)
+            .then(|| self.broker.store_refusal())
+            .flatten()
+        {
+            // The store cannot be written: a QoS 1 or 2 message cannot be
+            // promised. 3.x has no way to say so but closing.
+            if !self.version.is_v5() {
+                return Err(End::Server(
+                    reason,
+                    "the store cannot be written; QoS 1 and 2 messages are refused".into(),
+                ));
+            }
+            Some(reason)
         } else if !self.scope.may_publish(&self.acl_client(), &publish.topic) {
             // v5: PUBACK / PUBREC 0x87; 3.x: acknowledged and dropped
             // (`send_ack`), as Mosquitto does.
@@ -1110,7 +1169,7 @@ impl Connection {
                 let reason = match refusal {
                     Some(reason) => reason,
                     None => {
-                        let mut state = self.session.state.lock();
+                        let mut state = self.broker.state(&self.session);
                         let receive_maximum = usize::from(match config.max_inflight_messages {
                             0 => u16::MAX,
                             n => n,
@@ -1218,6 +1277,7 @@ impl Connection {
                         retain: true,
                         subscription_ids: id.into_iter().collect(),
                         shared: None,
+                        stored: false,
                     });
                 }
             }
@@ -1289,5 +1349,6 @@ fn will_message(will: Will, broker: &Broker) -> Message {
             .map(|secs| now + Duration::from_secs(u64::from(secs))),
         properties,
         origin: None,
+        stored_id: Default::default(),
     }
 }

@@ -2,12 +2,14 @@
 //! it sits in. Its payload is a `Bytes` slice of the publisher's read buffer, so
 //! fan-out to any number of subscribers copies no payload.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use starling_proto::property::PublishProperties;
 use starling_proto::{Publish, QoS, SubscriptionId, TopicFilter, TopicName};
+
+use crate::storage::MessageId;
 
 /// Identifies the session a message came from, so No Local can skip it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,6 +34,9 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// The session that published it; `None` for wills and `$SYS`.
     pub origin: Option<SessionId>,
+    /// Its id in the store, given by the store's writer the first time a
+    /// persistent session or the retained store keeps it.
+    pub stored_id: OnceLock<MessageId>,
 }
 
 impl Message {
@@ -51,6 +56,7 @@ impl Message {
             properties,
             expires_at,
             origin,
+            stored_id: OnceLock::new(),
         }
     }
 
@@ -85,4 +91,6 @@ pub struct Delivery {
     /// The shared subscription it came through, if any: another member may
     /// take it over if this subscriber leaves before acknowledging it.
     pub shared: Option<TopicFilter>,
+    /// Whether the store holds this delivery in its session's queue.
+    pub stored: bool,
 }

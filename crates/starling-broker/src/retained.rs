@@ -178,6 +178,7 @@ mod tests {
             properties: PublishProperties::default(),
             expires_at: None,
             origin: None,
+            stored_id: Default::default(),
         })
     }
 

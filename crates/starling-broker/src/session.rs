@@ -4,17 +4,56 @@
 //! await PUBREL. Plain data with methods: no I/O, no clock, no locks; the broker
 //! wraps it in a mutex per session.
 //!
+//! A session the store keeps (a persistent session, with the broker's storage
+//! on) has a [`SessionRecord`]; every change to its queue, in-flight messages
+//! and inbound QoS 2 identifiers is then also written down as a
+//! [`SessionChange`], which the broker takes ([`SessionState::take_changes`])
+//! and hands to the store while it still holds the session's lock, so the store
+//! sees one session's changes in the order they happened.
+//!
 //! Queue policy (as Mosquitto's `max_queued_messages` / `max_queued_bytes`): when
 //! the queue is full, the new message is dropped and counted. QoS 0 messages are
 //! queued for an offline session only when `queue_qos0_messages` is set.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use starling_proto::{PacketId, QoS, TopicFilter};
 
-use crate::message::Delivery;
+use crate::message::{Delivery, Message};
 use crate::router::Subscription;
+use crate::storage::{SessionExpiry, StoredWill};
+
+/// What the store knows of a persistent session beside its subscriptions,
+/// queue and in-flight messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Its Session Expiry Interval.
+    pub expiry: SessionExpiry,
+    /// When its connection ended; `None` while one is attached.
+    pub disconnected_at: Option<SystemTime>,
+    /// The will of its connection (while attached), or the will waiting for
+    /// its Will Delay Interval (once detached).
+    pub will: Option<StoredWill>,
+}
+
+/// One change to a stored session's state, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum SessionChange {
+    /// A message was queued.
+    Enqueued(Delivery),
+    /// A stored message left the queue (sent or expired).
+    Dequeued(Arc<Message>),
+    /// An outbound QoS 1 or 2 message is in flight, or moved to a new state.
+    Inflight(PacketId, OutboundState, Delivery),
+    /// An outbound flow ended.
+    InflightEnded(PacketId),
+    /// An inbound QoS 2 message awaits PUBREL.
+    Qos2Received(PacketId),
+    /// PUBREL arrived.
+    Qos2Released(PacketId),
+}
 
 /// Limits on one session's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +133,10 @@ pub struct SessionState {
     pub dropped: u64,
     /// Whether the last offer was dropped.
     dropping: bool,
+    /// `Some` while the store keeps this session. Boxed: most sessions have none.
+    record: Option<Box<SessionRecord>>,
+    /// Changes not yet handed to the store (only while `record` is `Some`).
+    changes: Vec<SessionChange>,
 }
 
 impl SessionState {
@@ -112,6 +155,89 @@ impl SessionState {
             online: false,
             dropped: 0,
             dropping: false,
+            record: None,
+            changes: Vec::new(),
+        }
+    }
+
+    /// A stored session as the store gave it back at start-up: offline, with
+    /// its queue, its in-flight messages in the order they were first sent and
+    /// its inbound QoS 2 identifiers.
+    pub fn restore(
+        limits: QueueLimits,
+        record: SessionRecord,
+        subscriptions: HashMap<TopicFilter, Subscription>,
+        queue: Vec<Delivery>,
+        inflight: Vec<(PacketId, OutboundState, Delivery)>,
+        incoming_qos2: Vec<PacketId>,
+    ) -> Self {
+        let mut state = SessionState::new(limits);
+        state.subscriptions = subscriptions;
+        state.queued_bytes = queue.iter().map(|d| d.message.payload.len()).sum();
+        state.queue = queue.into_iter().collect();
+        for (id, outbound, delivery) in inflight {
+            let order = state.next_order;
+            state.next_order += 1;
+            state.inflight.insert(
+                id,
+                Inflight {
+                    order,
+                    delivery,
+                    state: outbound,
+                },
+            );
+            state.next_packet_id = id.next();
+        }
+        state.incoming_qos2 = incoming_qos2.into_iter().collect();
+        state.record = Some(Box::new(record));
+        state
+    }
+
+    /// What the store knows of this session, if it keeps it.
+    pub fn record(&self) -> Option<&SessionRecord> {
+        self.record.as_deref()
+    }
+
+    /// Starts (`Some`) or stops (`None`) keeping the session in the store.
+    /// Changes are recorded only while a record is set.
+    pub fn set_record(&mut self, record: Option<SessionRecord>) {
+        if record.is_none() {
+            self.changes.clear();
+        }
+        self.record = record.map(Box::new);
+    }
+
+    /// Changes the record, if there is one; returns whether there was.
+    pub fn update_record(&mut self, f: impl FnOnce(&mut SessionRecord)) -> bool {
+        match self.record.as_deref_mut() {
+            Some(record) => {
+                f(record);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The changes recorded since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<SessionChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Whether changes wait to be taken.
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    fn record_change(&mut self, change: impl FnOnce() -> SessionChange) {
+        if self.record.is_some() {
+            self.changes.push(change());
+        }
+    }
+
+    /// A queued delivery left the queue: the store forgets it if it kept it.
+    fn dequeued(&mut self, delivery: &Delivery) {
+        if delivery.stored {
+            self.record_change(|| SessionChange::Dequeued(Arc::clone(&delivery.message)));
         }
     }
 
@@ -136,7 +262,7 @@ impl SessionState {
     }
 
     /// Offers a message to the session.
-    pub fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
+    pub fn enqueue(&mut self, mut delivery: Delivery) -> Enqueued {
         if !self.online && delivery.qos == QoS::AtMostOnce && !self.limits.queue_qos0_offline {
             return Enqueued::Skipped;
         }
@@ -156,6 +282,13 @@ impl SessionState {
         }
         self.dropping = false;
         self.queued_bytes += size;
+        // An online client's QoS 0 message is not worth a write: it would be
+        // lost with the connection anyway.
+        delivery.stored =
+            self.record.is_some() && (delivery.qos != QoS::AtMostOnce || !self.online);
+        if delivery.stored {
+            self.changes.push(SessionChange::Enqueued(delivery.clone()));
+        }
         self.queue.push_back(delivery);
         if self.queue.len() == 1 {
             Enqueued::First
@@ -177,6 +310,7 @@ impl SessionState {
             }
             let delivery = self.queue.pop_front()?;
             self.queued_bytes -= delivery.message.payload.len();
+            self.dequeued(&delivery);
             if !delivery.message.is_expired(now) {
                 return Some(delivery);
             }
@@ -193,6 +327,7 @@ impl SessionState {
         };
         let order = self.next_order;
         self.next_order += 1;
+        self.record_change(|| SessionChange::Inflight(id, state, delivery.clone()));
         self.inflight.insert(
             id,
             Inflight {
@@ -228,9 +363,14 @@ impl SessionState {
             Some(entry) if entry.state == OutboundState::AwaitingPubRec => {
                 if failed {
                     self.inflight.remove(&id);
+                    self.record_change(|| SessionChange::InflightEnded(id));
                     false
                 } else {
                     entry.state = OutboundState::AwaitingPubComp;
+                    let delivery = entry.delivery.clone();
+                    self.record_change(|| {
+                        SessionChange::Inflight(id, OutboundState::AwaitingPubComp, delivery)
+                    });
                     true
                 }
             }
@@ -248,6 +388,7 @@ impl SessionState {
     fn remove_if(&mut self, id: PacketId, state: OutboundState) -> bool {
         if self.inflight.get(&id).is_some_and(|e| e.state == state) {
             self.inflight.remove(&id);
+            self.record_change(|| SessionChange::InflightEnded(id));
             return true;
         }
         false
@@ -256,7 +397,11 @@ impl SessionState {
     /// A QoS 2 PUBLISH arrived with `id`: returns whether it is new (to be
     /// routed) rather than a resend of one already received [MQTT-4.3.3-10].
     pub fn receive_qos2(&mut self, id: PacketId) -> bool {
-        self.incoming_qos2.insert(id)
+        let new = self.incoming_qos2.insert(id);
+        if new {
+            self.record_change(|| SessionChange::Qos2Received(id));
+        }
+        new
     }
 
     /// Inbound QoS 2 messages received and not yet released.
@@ -266,7 +411,11 @@ impl SessionState {
 
     /// PUBREL arrived: returns whether `id` was awaiting release.
     pub fn release_qos2(&mut self, id: PacketId) -> bool {
-        self.incoming_qos2.remove(&id)
+        let found = self.incoming_qos2.remove(&id);
+        if found {
+            self.record_change(|| SessionChange::Qos2Released(id));
+        }
+        found
     }
 
     /// What to send again on a resumed session, in the order first sent: every
@@ -324,23 +473,32 @@ impl SessionState {
     /// delivery is completed with this client or not at all [MQTT-4.8.2-4,
     /// MQTT-4.8.2-5].
     pub fn take_shared(&mut self) -> Vec<Delivery> {
-        let mut taken: Vec<(u64, Delivery)> = Vec::new();
-        self.inflight.retain(|_, e| {
+        let mut taken: Vec<(u64, PacketId, Delivery)> = Vec::new();
+        self.inflight.retain(|&id, e| {
             if e.delivery.qos == QoS::ExactlyOnce || e.delivery.shared.is_none() {
                 return true;
             }
-            taken.push((e.order, e.delivery.clone()));
+            taken.push((e.order, id, e.delivery.clone()));
             false
         });
-        taken.sort_by_key(|(order, _)| *order);
-        let mut out: Vec<Delivery> = taken.into_iter().map(|(_, d)| d).collect();
+        taken.sort_by_key(|(order, _, _)| *order);
+        for &(_, id, _) in &taken {
+            self.record_change(|| SessionChange::InflightEnded(id));
+        }
+        let mut out: Vec<Delivery> = taken.into_iter().map(|(_, _, d)| d).collect();
         let (shared, kept): (VecDeque<Delivery>, VecDeque<Delivery>) =
             std::mem::take(&mut self.queue)
                 .into_iter()
                 .partition(|d| d.shared.is_some());
         self.queue = kept;
         self.queued_bytes = self.queue.iter().map(|d| d.message.payload.len()).sum();
-        out.extend(shared);
+        for delivery in &shared {
+            self.dequeued(delivery);
+        }
+        out.extend(shared.into_iter().map(|mut d| {
+            d.stored = false;
+            d
+        }));
         out
     }
 }
@@ -371,11 +529,13 @@ mod tests {
                 properties: PublishProperties::default(),
                 expires_at: None,
                 origin: None,
+                stored_id: Default::default(),
             }),
             qos,
             retain: false,
             subscription_ids: Vec::new(),
             shared: None,
+            stored: false,
         }
     }
 

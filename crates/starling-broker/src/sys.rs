@@ -162,6 +162,7 @@ fn publish_all(broker: &Broker, loads: &[Load; 5]) {
             properties: PublishProperties::default(),
             expires_at: None::<Instant>,
             origin: None,
+            stored_id: Default::default(),
         }));
     }
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use starling_broker::auth::AuthState;
 use starling_broker::config::{self, Config};
+use starling_broker::storage::{Durability, SqliteStore, Store, StoreError};
 use starling_broker::transport::Endpoint;
 use starling_broker::Broker;
 use tracing::{error, info, warn};
@@ -31,6 +32,15 @@ pub(crate) struct BrokerArgs {
     /// Log every packet in and out.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Keep the store in DIR (`starling.db`), with persistence on, whatever the
+    /// configuration says.
+    #[arg(long = "data-dir", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// If the store cannot be read (damaged, or from another Starling), move its
+    /// files aside as `starling.db.damaged-<unix seconds>` and start with an
+    /// empty store. Without it, a damaged store stops the start.
+    #[arg(long = "fresh-if-damaged")]
+    fresh_if_damaged: bool,
 }
 
 pub(crate) fn main(args: BrokerArgs) -> ExitCode {
@@ -104,8 +114,65 @@ fn load(args: &BrokerArgs) -> Result<Config, ()> {
             }
         },
     };
-    config.logging.packets |= args.verbose;
+    apply_args(&mut config, args.verbose, args.data_dir.as_deref());
     Ok(config)
+}
+
+/// What the command line changes in a configuration read from a file.
+fn apply_args(config: &mut Config, verbose: bool, data_dir: Option<&Path>) {
+    config.logging.packets |= verbose;
+    if let Some(dir) = data_dir {
+        config.storage.enabled = true;
+        config.storage.dir = Some(dir.to_path_buf());
+    }
+}
+
+/// Opens the store the configuration names and reads it. With `fresh`, a store
+/// that is damaged (or of another schema) is moved aside, and an empty one
+/// started in its place; the move is logged.
+fn open_store(
+    config: &Config,
+    fresh: bool,
+) -> anyhow::Result<(Arc<dyn Store>, starling_broker::storage::Snapshot)> {
+    let file = config.storage.file();
+    let attempt = || -> Result<_, StoreError> {
+        let store = SqliteStore::open(&file, config.storage.durability)?;
+        let snapshot = store.load(std::time::SystemTime::now())?;
+        Ok((Arc::new(store) as Arc<dyn Store>, snapshot))
+    };
+    match attempt() {
+        Ok(opened) => Ok(opened),
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::Version { .. })) if fresh => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let aside = move_aside(&file, stamp)
+                .with_context(|| format!("cannot move the damaged store {} aside", file.display()))?;
+            warn!(
+                "Warning: {e}; moved it aside as {} (--fresh-if-damaged) and starting with an empty store.",
+                aside.display()
+            );
+            Ok(attempt()?)
+        }
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::Version { .. })) => Err(anyhow::anyhow!(
+            "{e}; not starting. Start with --fresh-if-damaged to move it aside and start with an empty store."
+        )),
+        Err(e) => Err(anyhow::anyhow!("{e}; not starting.")),
+    }
+}
+
+/// Renames the store's file (and its `-wal` and `-shm` files) to
+/// `<file>.damaged-<stamp>`; returns the new name of the main file.
+fn move_aside(file: &Path, stamp: u64) -> std::io::Result<PathBuf> {
+    let aside = PathBuf::from(format!("{}.damaged-{stamp}", file.display()));
+    std::fs::rename(file, &aside)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", file.display()));
+        if side.exists() {
+            std::fs::rename(&side, format!("{}{suffix}", aside.display()))?;
+        }
+    }
+    Ok(aside)
 }
 
 async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Result<()> {
@@ -129,28 +196,54 @@ async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Re
         listeners.push(endpoint);
     }
     anyhow::ensure!(!listeners.is_empty(), "no listener could be opened");
-    let broker = Broker::with_auth(config, auth);
+    // Everything stored is restored before the first client is accepted.
+    let broker = if config.storage.enabled {
+        let (store, snapshot) = open_store(&config, args.fresh_if_damaged)?;
+        info!(
+            "Persistence: {} ({}).",
+            config.storage.file().display(),
+            match config.storage.durability {
+                Durability::Sync => "sync: acknowledged once on disk".to_owned(),
+                Durability::Periodic(every) => format!("periodic: on disk every {every:?}"),
+                Durability::Off => "off: never fsynced".to_owned(),
+            }
+        );
+        Broker::with_store(config, auth, store, snapshot)
+    } else {
+        info!("Persistence off: sessions and retained messages are kept in memory only.");
+        Broker::with_auth(config, auth)
+    };
     #[cfg(unix)]
     tokio::spawn(reload_on_hangup(
         Arc::clone(&broker),
         args.config.clone(),
         args.verbose,
+        args.data_dir.clone(),
     ));
-    starling_broker::server::serve_endpoints(broker, listeners, shutdown_signal()).await;
+    starling_broker::server::serve_endpoints(Arc::clone(&broker), listeners, shutdown_signal())
+        .await;
+    // The connections have ended (and written their sessions' state): write
+    // what is pending and stop the store.
+    let _ = tokio::task::spawn_blocking(move || broker.close_store()).await;
     info!("starling version {} terminating", env!("CARGO_PKG_VERSION"));
     Ok(())
 }
 
 /// On each SIGHUP, [`reload`].
 #[cfg(unix)]
-async fn reload_on_hangup(broker: Arc<Broker>, path: Option<PathBuf>, verbose: bool) {
+async fn reload_on_hangup(
+    broker: Arc<Broker>,
+    path: Option<PathBuf>,
+    verbose: bool,
+    data_dir: Option<PathBuf>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hangup) = signal(SignalKind::hangup()) else {
         warn!("Warning: cannot catch SIGHUP; the configuration will not be reloaded.");
         return;
     };
     while hangup.recv().await.is_some() {
-        reload(&broker, path.as_deref(), verbose);
+        reload(&broker, path.as_deref(), verbose, data_dir.as_deref());
     }
 }
 
@@ -160,15 +253,15 @@ async fn reload_on_hangup(broker: Arc<Broker>, path: Option<PathBuf>, verbose: b
 /// certificates, keys, CAs and CRLs ([`Broker::reload_tls`]). A part that
 /// cannot be used keeps what is in force and says why; the others still reload.
 #[cfg(unix)]
-fn reload(broker: &Broker, path: Option<&Path>, verbose: bool) {
+fn reload(broker: &Broker, path: Option<&Path>, verbose: bool, data_dir: Option<&Path>) {
     info!("Reloading config.");
-    reload_security(broker, path, verbose);
+    reload_security(broker, path, verbose, data_dir);
     // Logs each TLS listener's outcome; one that fails keeps its certificate.
     let _ = broker.reload_tls();
 }
 
 #[cfg(unix)]
-fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool) {
+fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool, data_dir: Option<&Path>) {
     let mut config = match path {
         None => Config::default(),
         Some(path) => match config::load(path) {
@@ -187,7 +280,7 @@ fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool) {
             }
         },
     };
-    config.logging.packets |= verbose;
+    apply_args(&mut config, verbose, data_dir);
     match broker.reload(&config) {
         Ok(reloaded) => {
             for problem in &reloaded.warnings {

@@ -169,6 +169,62 @@ pub struct Config {
     pub sys_interval: Option<Duration>,
     /// Logging.
     pub logging: Logging,
+    /// Durable storage: `persistence`, `persistence_location`,
+    /// `persistence_sync` (mosquitto.conf) or `[storage]` (TOML).
+    pub storage: StorageSettings,
+}
+
+/// Where and how the broker keeps what must survive a restart (issue 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageSettings {
+    /// Whether anything is stored (`persistence`; on by default, unlike
+    /// Mosquitto). Off: sessions and retained messages live in memory only.
+    pub enabled: bool,
+    /// The directory holding `starling.db` (`persistence_location`); `None`:
+    /// [`StorageSettings::default_dir`].
+    pub dir: Option<PathBuf>,
+    /// When writes reach the disk (`persistence_sync`, `persistence_sync_interval`).
+    pub durability: crate::storage::Durability,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            enabled: true,
+            dir: None,
+            durability: crate::storage::Durability::Sync,
+        }
+    }
+}
+
+impl StorageSettings {
+    /// The store's file name inside [`StorageSettings::dir`].
+    pub const FILE_NAME: &'static str = "starling.db";
+
+    /// The directory used when none is configured: `$STARLING_DATA_DIR`, else
+    /// `$XDG_DATA_HOME/starling`, else `$HOME/.local/share/starling`, else
+    /// `./starling-data`.
+    pub fn default_dir() -> PathBuf {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(dir) = var("STARLING_DATA_DIR") {
+            return PathBuf::from(dir);
+        }
+        if let Some(dir) = var("XDG_DATA_HOME") {
+            return PathBuf::from(dir).join("starling");
+        }
+        if let Some(home) = var("HOME") {
+            return PathBuf::from(home).join(".local/share/starling");
+        }
+        PathBuf::from("starling-data")
+    }
+
+    /// The store's file: `starling.db` in the configured or default directory.
+    pub fn file(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(StorageSettings::default_dir)
+            .join(StorageSettings::FILE_NAME)
+    }
 }
 
 impl Default for Config {
@@ -198,6 +254,7 @@ impl Default for Config {
             upgrade_outgoing_qos: false,
             sys_interval: Some(Duration::from_secs(10)),
             logging: Logging::default(),
+            storage: StorageSettings::default(),
         }
     }
 }

@@ -107,7 +107,9 @@ impl State {
         let row = self.next_row;
         match change {
             Change::PutMessage(id, message) => {
-                self.messages.insert(*id, message.clone());
+                self.messages
+                    .entry(*id)
+                    .or_insert_with(|| message.clone());
                 unreferenced.push(*id);
             }
             Change::PutRetained(topic, id) => {

@@ -39,9 +39,11 @@ use crate::session::OutboundState;
 mod blob;
 pub mod memory;
 pub mod sqlite;
+pub mod writer;
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+pub use writer::{Clock, Op, Persistence, StoreStats};
 
 /// When a write reaches the disk, as `persistence_sync` / `[storage] sync` says.
 ///
@@ -185,7 +187,8 @@ pub struct StoredInflight {
 /// One change to the stored state. A batch of them is one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Stores a message under its id; rows below refer to it.
+    /// Stores a message under its id; rows below refer to it. A message is
+    /// never changed: putting an id that is stored changes nothing.
     PutMessage(MessageId, StoredMessage),
     /// Makes a message the retained message of its topic (replacing any).
     PutRetained(TopicName, MessageId),

@@ -324,7 +324,7 @@ fn write(
     match change {
         Change::PutMessage(id, m) => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO messages
+                "INSERT OR IGNORE INTO messages
                  (id, topic, payload, qos, retain, properties, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
