@@ -194,7 +194,7 @@ impl StateGuard<'_> {
                 .map(|(filter, subscription)| (filter.clone(), *subscription))
                 .collect(),
         };
-        self.push(Op::Session(session));
+        self.push(Op::Session(Box::new(session)));
     }
 }
 

@@ -262,9 +262,6 @@ struct Connection {
     /// acknowledgement in the write buffer promises what came before it is
     /// stored. 0: nothing to wait for.
     gate: u64,
-    /// The store's sequence number when `gate` was last set: a number that has
-    /// not moved since means this connection caused nothing new to wait for.
-    seen_seq: u64,
 }
 
 impl Connection {
@@ -388,6 +385,10 @@ impl Connection {
                 return None;
             }
         }
+        // Whatever this thread pushed before is another connection's; what
+        // `attach` pushes (a clean start ending the old session) and what
+        // follows up to the CONNACK, with no `.await` between, is this one's.
+        crate::storage::writer::take_pushed();
         let attached = broker.attach(&client_id, connect.clean_start, kick).await;
         let props = &connect.properties;
         let window = if version.is_v5() {
@@ -431,7 +432,6 @@ impl Connection {
             scope,
             reloads,
             gate: 0,
-            seen_seq: 0,
         };
         // The store keeps a session that outlives its connection, with the
         // connection's will (published after a crash as after a lost connection).
@@ -629,6 +629,8 @@ impl Connection {
         // measurable on a publisher's path.
         let now = Instant::now();
         let mut received = 0;
+        // What other tasks on this thread pushed is theirs to wait for.
+        crate::storage::writer::take_pushed();
         let result = loop {
             if self.paused_until.is_some() {
                 break Ok(());
@@ -753,28 +755,26 @@ impl Connection {
 
     /// Encodes `packet` into the write buffer.
     fn send(&mut self, packet: Packet) {
-        // What these packets tell the client may be relied on after a crash:
-        // an acknowledgement (the message, subscription or session is kept), a
-        // QoS 2 PUBLISH or PUBREL (its packet identifier and state are kept,
-        // or a restart would deliver it twice [MQTT-4.3.3-10]).
-        let promises = match &packet {
+        // What these packets tell the client may be relied on after a crash,
+        // so they wait for the store: an acknowledgement (the message,
+        // subscription or session is kept: the changes this connection's
+        // handling made), a PUBREL (its flow's new state is kept), a QoS 2
+        // PUBLISH (its packet identifier is kept, and so is the publisher's
+        // side, or a restart would deliver it twice [MQTT-4.3.3-10]).
+        let waits_for = match &packet {
             Packet::ConnAck(_)
             | Packet::PubAck(_)
             | Packet::PubRec(_)
             | Packet::PubRel(_)
             | Packet::PubComp(_)
             | Packet::SubAck(_)
-            | Packet::UnsubAck(_) => true,
-            Packet::Publish(publish) => publish.delivery.qos() == QoS::ExactlyOnce,
-            _ => false,
-        };
-        if promises {
-            let seq = self.broker.store_seq();
-            if seq != self.seen_seq {
-                self.gate = seq;
-                self.seen_seq = seq;
+            | Packet::UnsubAck(_) => crate::storage::writer::take_pushed(),
+            Packet::Publish(publish) if publish.delivery.qos() == QoS::ExactlyOnce => {
+                self.broker.store_seq()
             }
-        }
+            _ => 0,
+        };
+        self.gate = self.gate.max(waits_for);
         if self.log_packets {
             debug!(
                 "Sending {} to {}",

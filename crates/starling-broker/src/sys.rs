@@ -48,10 +48,15 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
             Stats::get(&b.stats.bytes_received),
             Stats::get(&b.stats.bytes_sent),
             Stats::get(&b.stats.clients_connected),
+            b.persistence().map_or(0, |p| {
+                p.stats()
+                    .changes
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }),
         ]
     };
     let mut last = counters(&broker);
-    let mut loads = [Load::default(); 5];
+    let mut loads = [Load::default(); 6];
     loop {
         ticker.tick().await;
         if Arc::strong_count(&broker) == 1 {
@@ -72,7 +77,7 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
     }
 }
 
-fn publish_all(broker: &Broker, loads: &[Load; 5]) {
+fn publish_all(broker: &Broker, loads: &[Load; 6]) {
     let s = &broker.stats;
     let connected = Stats::get(&s.clients_connected);
     let total = broker.session_count() as u64;
@@ -134,14 +139,42 @@ fn publish_all(broker: &Broker, loads: &[Load; 5]) {
             broker.retained_count().to_string(),
         ),
     ];
+    // Starling's own: the store (issue 6). Sizes in bytes, times in microseconds.
+    if let Some(persistence) = broker.persistence() {
+        let st = persistence.stats();
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        values.extend([
+            (
+                "store/bytes".into(),
+                persistence.store_size().unwrap_or(0).to_string(),
+            ),
+            ("store/batches".into(), get(&st.batches).to_string()),
+            ("store/changes".into(), get(&st.changes).to_string()),
+            ("store/failures".into(), get(&st.failures).to_string()),
+            (
+                "store/commit/last".into(),
+                get(&st.last_commit_us).to_string(),
+            ),
+            ("store/commit/max".into(), get(&st.max_commit_us).to_string()),
+            (
+                "store/failing".into(),
+                u8::from(persistence.failing().is_some()).to_string(),
+            ),
+        ]);
+    }
     let names = [
         "publish/received",
         "publish/sent",
         "bytes/received",
         "bytes/sent",
         "connections",
+        // The store's write rate, in changes per second.
+        "store/changes",
     ];
     for (name, load) in names.iter().zip(loads) {
+        if *name == "store/changes" && broker.persistence().is_none() {
+            continue;
+        }
         for (window, value) in [
             ("1min", load.one),
             ("5min", load.five),

@@ -17,6 +17,15 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A new, empty store directory for one broker (`STARLING_DATA_DIR`):
+/// persistence is on by default, and no two brokers may share a store.
+fn data_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("starling-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("starling-cli-{}-{name}", std::process::id()));
     std::fs::write(&path, text).unwrap();
@@ -48,11 +57,12 @@ impl Drop for Broker {
 fn every_configuration_error_is_reported_with_its_line() {
     let path = temp_file(
         "bad.conf",
-        "# a comment\nlistener 1883x\nmax_keepalive 70000\nno_such_directive 1\npersistence true\n",
+        "# a comment\nlistener 1883x\nmax_keepalive 70000\nno_such_directive 1\nautosave_interval 1800\n",
     );
     let out = Command::new(BIN)
         .args(["broker", "-c"])
         .arg(&path)
+        .env("STARLING_DATA_DIR", data_dir("bad-conf-data"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -62,7 +72,7 @@ fn every_configuration_error_is_reported_with_its_line() {
         format!("Error: {file}:2: listener"),
         format!("Error: {file}:3: max_keepalive: 70000 is out of range"),
         format!("Error: {file}:4: unknown directive 'no_such_directive'"),
-        format!("Warning: {file}:5: persistence"),
+        format!("Warning: {file}:5: autosave_interval"),
         "3 errors in the configuration; not starting.".to_string(),
     ] {
         assert!(
@@ -77,6 +87,7 @@ fn serves_on_the_given_port_and_stops_on_sigterm() {
     let port = free_port();
     let child = Command::new(BIN)
         .args(["broker", "-p", &port.to_string()])
+        .env("STARLING_DATA_DIR", data_dir("sigterm-data"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -133,6 +144,7 @@ fn the_toml_example_loads_and_runs() {
     let port = free_port();
     let child = Command::new(BIN)
         .args(["broker", "-c", example, "-p", &port.to_string()])
+        .env("STARLING_DATA_DIR", data_dir("toml-data"))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

@@ -3,8 +3,8 @@
 //! One directive per line, its values separated by whitespace; `#` at the start
 //! of a line, or after whitespace, starts a comment. Every line is checked and
 //! every problem is reported with its file and line, where Mosquitto stops at
-//! the first. Directives that a later Starling version implements (security,
-//! TLS, persistence, plugins, bridges) are accepted with a warning.
+//! the first. Directives that a later Starling version implements (plugins,
+//! bridges, ...) are accepted with a warning.
 //!
 //! Where Starling departs from Mosquitto 2, on purpose:
 //! - `include_dir` resolves a relative directory against the including file's
@@ -25,8 +25,14 @@
 //!   directory of the file that names them too, and `per_listener_settings`
 //!   applies wherever it is written (Mosquitto: only to what follows it); see
 //!   the `security` module.
-//! - Starling's own directives: `connect_timeout` and `max_publish_rate`
-//!   (broker-wide), `websockets_path` (per listener).
+//! - Starling's own directives: `connect_timeout`, `max_publish_rate`,
+//!   `persistence_sync` and `persistence_sync_interval` (broker-wide),
+//!   `websockets_path` (per listener).
+//! - `persistence` is `true` by default (Mosquitto: `false`). The store is
+//!   `starling.db` in `persistence_location`, written as each change happens
+//!   (`persistence_sync`), so `persistence_file`, `autosave_interval` and
+//!   `autosave_on_changes` are accepted with a warning and not used; Mosquitto's
+//!   `mosquitto.db` is not read.
 //! - Numbers must be whole numbers (Mosquitto's `atoi` reads `10abc` as 10),
 //!   booleans exactly `true` or `false` (Mosquitto also takes `1` and `0`).
 //!
@@ -51,8 +57,6 @@ const LATER: &[&str] = &[
     "allow_duplicate_messages",
     "auth_plugin",
     "auth_plugin_deny_special_chars",
-    "autosave_interval",
-    "autosave_on_changes",
     "bind_interface",
     "check_retain_source",
     "clientid_prefixes",
@@ -69,9 +73,6 @@ const LATER: &[&str] = &[
     "maximum_qos",
     "memory_limit",
     "mount_point",
-    "persistence",
-    "persistence_file",
-    "persistence_location",
     "pid_file",
     "plugin",
     "plugin_load",
@@ -189,6 +190,10 @@ struct Parser {
     /// default listener, and where the first of them is.
     default_options: ListenerOptions,
     default_options_place: Option<Place>,
+    /// `persistence_sync` and `persistence_sync_interval`, combined once the
+    /// whole file is read so that their order does not matter.
+    persistence_sync: Option<values::SyncMode>,
+    persistence_sync_interval: Option<std::time::Duration>,
 }
 
 impl Parser {
@@ -209,6 +214,8 @@ impl Parser {
             open_listener: None,
             default_options: ListenerOptions::default(),
             default_options_place: None,
+            persistence_sync: None,
+            persistence_sync_interval: None,
         }
     }
 
@@ -349,6 +356,57 @@ impl Parser {
                         self.config.persistent_client_expiration = Some(value);
                     }
                 }
+            }
+            "persistence" => {
+                if let Some(value) = self.boolean(at, args) {
+                    self.config.storage.enabled = value;
+                }
+            }
+            "persistence_location" => {
+                // A directory, taking the rest of the line, spaces and all; a
+                // relative one stays relative to the working directory, as in
+                // Mosquitto.
+                if rest.is_empty() {
+                    return self.error(at, "missing value".into());
+                }
+                if let Some(dir) = self.check(at, values::persistence_location(rest)) {
+                    self.config.storage.dir = Some(dir);
+                }
+            }
+            "persistence_sync" => {
+                if let Some(text) = self.single(at, args) {
+                    if let Some(mode) = self.check(at, values::persistence_sync(text)) {
+                        self.persistence_sync = Some(mode);
+                    }
+                }
+            }
+            "persistence_sync_interval" => {
+                if let Some(value) =
+                    self.checked(at, args, false, values::persistence_sync_interval)
+                {
+                    self.persistence_sync_interval = Some(value);
+                }
+            }
+            "persistence_file" => {
+                if rest.is_empty() {
+                    return self.error(at, "missing value".into());
+                }
+                self.warn(
+                    at,
+                    format!(
+                        "Starling keeps its store in {} inside persistence_location and does \
+                         not read Mosquitto's mosquitto.db; '{rest}' is not used",
+                        super::StorageSettings::FILE_NAME
+                    ),
+                );
+            }
+            "autosave_interval" | "autosave_on_changes" => {
+                self.warn(
+                    at,
+                    "Starling writes every change as it happens (see persistence_sync); \
+                     autosave is not used"
+                        .into(),
+                );
             }
             "log_type" => self.log_type(at, args),
             "log_dest" => self.log_dest(at, rest, args),
@@ -689,6 +747,8 @@ impl Parser {
             first += addrs.len();
         }
         std::mem::take(&mut self.security).finish(&mut self.config, self.local_only, &groups);
+        self.config.storage.durability =
+            values::durability(self.persistence_sync, self.persistence_sync_interval);
         if self.report.errors.is_empty() {
             Ok((self.config, self.report))
         } else {
@@ -825,7 +885,10 @@ fn mosquitto_order(a: &Path, b: &Path) -> Ordering {
 pub(super) mod values {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
     use std::num::NonZeroU32;
+    use std::path::PathBuf;
     use std::time::Duration;
+
+    use crate::storage::Durability;
 
     /// Largest PUBLISH payload MQTT can carry.
     const MAX_PAYLOAD: i64 = 268_435_455;
@@ -971,6 +1034,54 @@ pub(super) mod values {
         Ok(Duration::from_secs(secs))
     }
 
+    /// How often `periodic` fsyncs when no interval is given.
+    pub(crate) const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(1000);
+    /// The longest `persistence_sync_interval`, in milliseconds (one hour).
+    const MAX_SYNC_INTERVAL_MS: i64 = 3_600_000;
+
+    /// `persistence_sync` as written; [`durability`] turns it into a
+    /// [`Durability`] once its interval is known too.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum SyncMode {
+        Sync,
+        Periodic,
+        Off,
+    }
+
+    /// The directory of the store (`persistence_location`), as given.
+    pub(crate) fn persistence_location(text: &str) -> Result<PathBuf, String> {
+        if text.is_empty() {
+            return Err("an empty path (expected a directory)".into());
+        }
+        Ok(PathBuf::from(text))
+    }
+
+    pub(crate) fn persistence_sync(text: &str) -> Result<SyncMode, String> {
+        match text {
+            "sync" => Ok(SyncMode::Sync),
+            "periodic" => Ok(SyncMode::Periodic),
+            "off" => Ok(SyncMode::Off),
+            _ => Err(format!("'{text}' is not sync, periodic or off")),
+        }
+    }
+
+    /// Milliseconds between fsyncs with `periodic` (Starling's own directive).
+    pub(crate) fn persistence_sync_interval(n: i64) -> Result<Duration, String> {
+        let n = in_range(n, 1, MAX_SYNC_INTERVAL_MS)?;
+        Ok(Duration::from_millis(n as u64))
+    }
+
+    /// The durability the two settings give: `sync` unless told otherwise, and
+    /// `periodic` every [`DEFAULT_SYNC_INTERVAL`] unless told otherwise; the
+    /// interval means nothing to `sync` and `off`.
+    pub(crate) fn durability(mode: Option<SyncMode>, interval: Option<Duration>) -> Durability {
+        match mode.unwrap_or(SyncMode::Sync) {
+            SyncMode::Sync => Durability::Sync,
+            SyncMode::Periodic => Durability::Periodic(interval.unwrap_or(DEFAULT_SYNC_INTERVAL)),
+            SyncMode::Off => Durability::Off,
+        }
+    }
+
     /// A duration in seconds (TOML only); 0 means never.
     pub(crate) fn expiration_seconds(n: i64) -> Result<Option<Duration>, String> {
         let n = u64::try_from(n).map_err(|_| format!("{n} is negative (0 means never)"))?;
@@ -1084,7 +1195,9 @@ mod tests {
     use std::time::Duration;
 
     use super::super::tests::Scratch;
+    use super::super::StorageSettings;
     use super::*;
+    use crate::storage::Durability;
 
     const DAY: u64 = 86_400;
 
@@ -1161,6 +1274,10 @@ mod tests {
              upgrade_outgoing_qos true\n\
              sys_interval 30\n\
              queue_qos0_messages true\n\
+             persistence false\n\
+             persistence_location /var/lib/mosquitto/\n\
+             persistence_sync_interval 250\n\
+             persistence_sync periodic\n\
              log_type error\n\
              log_type warning\n\
              log_type subscribe\n\
@@ -1210,6 +1327,11 @@ mod tests {
                 types: vec!["error".into(), "warning".into(), "subscribe".into()],
                 destinations: vec!["stdout".into(), "file /var/log/starling broker.log".into()],
                 packets: false,
+            },
+            storage: StorageSettings {
+                enabled: false,
+                dir: Some("/var/lib/mosquitto/".into()),
+                durability: Durability::Periodic(Duration::from_millis(250)),
             },
         };
         assert_eq!(config, expected);
@@ -1335,6 +1457,127 @@ mod tests {
     }
 
     #[test]
+    fn persistence_is_on_by_default_unlike_mosquitto() {
+        let storage = valid("max_keepalive 60\n").storage;
+        assert_eq!(storage, StorageSettings::default());
+        assert!(storage.enabled);
+        assert_eq!(storage.dir, None);
+        assert_eq!(storage.durability, Durability::Sync);
+        assert!(!valid("persistence false\n").storage.enabled);
+        assert!(
+            valid("persistence false\npersistence true\n")
+                .storage
+                .enabled
+        );
+    }
+
+    #[test]
+    fn persistence_location_is_kept_as_given() {
+        let dir = |text: &str| valid(text).storage.dir;
+        // Mosquitto's value is a directory, usually with a trailing slash.
+        assert_eq!(
+            dir("persistence_location /var/lib/mosquitto/\n"),
+            Some("/var/lib/mosquitto/".into())
+        );
+        let storage = valid("persistence_location /var/lib/mosquitto/\n").storage;
+        assert_eq!(
+            storage.file(),
+            Path::new("/var/lib/mosquitto/starling.db"),
+            "the trailing slash changes nothing"
+        );
+        // Relative: to the working directory, as in Mosquitto, not to this file.
+        assert_eq!(dir("persistence_location data\n"), Some("data".into()));
+        assert_eq!(
+            dir("persistence_location /srv/my data  # comment\n"),
+            Some("/srv/my data".into()),
+            "the rest of the line, spaces and all"
+        );
+    }
+
+    #[test]
+    fn persistence_sync_modes() {
+        let durability = |text: &str| valid(text).storage.durability;
+        assert_eq!(durability("persistence_sync sync\n"), Durability::Sync);
+        assert_eq!(durability("persistence_sync off\n"), Durability::Off);
+        assert_eq!(
+            durability("persistence_sync periodic\n"),
+            Durability::Periodic(Duration::from_millis(1000)),
+            "1000 ms unless told otherwise"
+        );
+        // The interval means something to periodic only.
+        assert_eq!(
+            durability("persistence_sync_interval 50\n"),
+            Durability::Sync
+        );
+        assert_eq!(
+            durability("persistence_sync off\npersistence_sync_interval 50\n"),
+            Durability::Off
+        );
+        assert_eq!(
+            durability("persistence_sync_interval 3600000\npersistence_sync periodic\n"),
+            Durability::Periodic(Duration::from_secs(3600))
+        );
+    }
+
+    #[test]
+    fn persistence_sync_and_its_interval_in_either_order() {
+        let want = Durability::Periodic(Duration::from_millis(20));
+        let scratch = Scratch::new("sync-order");
+        scratch.write("conf.d/sync.conf", "persistence_sync periodic\n");
+        let main = scratch.write(
+            "mosquitto.conf",
+            "persistence_sync_interval 20\ninclude_dir conf.d\n",
+        );
+        let (config, _) = parse_mosquitto(&main).expect("valid");
+        assert_eq!(config.storage.durability, want, "across files too");
+        for text in [
+            "persistence_sync periodic\npersistence_sync_interval 20\n",
+            "persistence_sync_interval 20\npersistence_sync periodic\n",
+            "persistence_sync_interval 5\npersistence_sync periodic\npersistence_sync_interval 20\n",
+        ] {
+            assert_eq!(valid(text).storage.durability, want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn mosquitto_s_own_store_settings_are_warned_about_and_not_used() {
+        let text = "persistence_file mosquitto.db\n\
+                    autosave_interval 1800\n\
+                    autosave_on_changes false\n\
+                    persistence true\n\
+                    persistence_location /var/lib/mosquitto/\n";
+        assert_eq!(
+            warnings(text),
+            [
+                (
+                    1,
+                    "persistence_file: Starling keeps its store in starling.db inside \
+                     persistence_location and does not read Mosquitto's mosquitto.db; \
+                     'mosquitto.db' is not used"
+                        .to_string()
+                ),
+                (
+                    2,
+                    "autosave_interval: Starling writes every change as it happens \
+                     (see persistence_sync); autosave is not used"
+                        .to_string()
+                ),
+                (
+                    3,
+                    "autosave_on_changes: Starling writes every change as it happens \
+                     (see persistence_sync); autosave is not used"
+                        .to_string()
+                ),
+            ]
+        );
+        let (config, _) = parse(text).expect("valid");
+        assert_eq!(
+            config.storage.file(),
+            Path::new("/var/lib/mosquitto/starling.db")
+        );
+    }
+
+    #[test]
     fn log_type_replaces_the_default_then_accumulates() {
         let types = |text: &str| valid(text).logging.types;
         assert_eq!(types("log_type debug\n"), ["debug"]);
@@ -1420,6 +1663,17 @@ mod tests {
             ),
             ("persistent_client_expiration d", "persistent_client_expiration: 'd' is not a duration"),
             ("persistent_client_expiration 0d", "persistent_client_expiration: '0d' must be longer than zero"),
+            ("persistence yes", "persistence: 'yes' is not a boolean (expected true or false)"),
+            ("persistence", "persistence: missing value"),
+            ("persistence_location", "persistence_location: missing value"),
+            ("persistence_file", "persistence_file: missing value"),
+            ("persistence_sync fast", "persistence_sync: 'fast' is not sync, periodic or off"),
+            ("persistence_sync", "persistence_sync: missing value"),
+            ("persistence_sync off now", "persistence_sync: unexpected extra value 'now'"),
+            ("persistence_sync_interval 0", "persistence_sync_interval: 0 is out of range 1..3600000"),
+            ("persistence_sync_interval -5", "persistence_sync_interval: -5 is out of range 1..3600000"),
+            ("persistence_sync_interval 3600001", "persistence_sync_interval: 3600001 is out of range 1..3600000"),
+            ("persistence_sync_interval 1s", "persistence_sync_interval: '1s' is not a whole number"),
             ("log_type loud", "log_type: unknown type 'loud' (expected one of none, error,"),
             ("log_type", "log_type: missing value"),
             ("log_dest paper", "log_dest: unknown destination 'paper' (expected one of none, stderr,"),

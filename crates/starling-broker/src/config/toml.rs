@@ -16,6 +16,11 @@
 //! [log]
 //! type = ["error", "warning"]
 //! dest = ["stderr"]
+//!
+//! [storage]
+//! dir = "/var/lib/starling"
+//! sync = "periodic"
+//! sync_interval = 500
 //! ```
 //!
 //! `starling.toml` at the repository root lists every key with its default.
@@ -69,8 +74,8 @@ struct File {
     #[serde(default)]
     listener: Vec<ListenerTable>,
     log: Option<LogTable>,
-    /// Sections a later Starling version reads: accepted with a warning.
-    storage: Option<Spanned<Value>>,
+    storage: Option<StorageTable>,
+    /// A section a later Starling version reads: accepted with a warning.
     tls: Option<Spanned<Value>>,
     auth: Option<Spanned<Value>>,
 }
@@ -123,6 +128,18 @@ struct LogTable {
     #[serde(rename = "type")]
     types: Option<Vec<Spanned<String>>>,
     dest: Option<Vec<Spanned<String>>>,
+}
+
+/// `[storage]`: mosquitto.conf's `persistence`, `persistence_location`,
+/// `persistence_sync` and `persistence_sync_interval`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageTable {
+    enabled: Option<bool>,
+    dir: Option<Spanned<String>>,
+    sync: Option<Spanned<String>>,
+    /// Milliseconds.
+    sync_interval: Option<Spanned<i64>>,
 }
 
 /// Reads a Starling TOML configuration file.
@@ -327,6 +344,10 @@ impl Builder<'_> {
             }
         }
 
+        if let Some(storage) = file.storage {
+            self.storage(storage);
+        }
+
         if let Some(auth) = file.auth {
             // Not a warning: a file that meant to require passwords must not
             // start a broker that does not.
@@ -336,13 +357,37 @@ impl Builder<'_> {
                 .to_string();
             self.report.errors.push(problem(self.path, line, reason));
         }
-        for (name, section) in [("storage", file.storage), ("tls", file.tls)] {
-            if let Some(section) = section {
-                let line = self.line(section.span());
-                let reason = format!("[{name}]: not supported yet; ignored");
-                self.report.warnings.push(problem(self.path, line, reason));
+        if let Some(section) = file.tls {
+            let line = self.line(section.span());
+            let reason = "[tls]: not supported yet; ignored".to_string();
+            self.report.warnings.push(problem(self.path, line, reason));
+        }
+    }
+
+    /// `[storage]`, through the same checks as mosquitto.conf's directives.
+    fn storage(&mut self, table: StorageTable) {
+        let storage = &mut self.config.storage;
+        if let Some(enabled) = table.enabled {
+            storage.enabled = enabled;
+        }
+        if let Some(dir) = table.dir {
+            // As given: a relative one is taken from the working directory, as
+            // `persistence_location` is in mosquitto.conf.
+            let result = values::persistence_location(dir.get_ref());
+            if let Some(dir) = self.check(dir.span(), "storage.dir", result) {
+                self.config.storage.dir = Some(dir);
             }
         }
+        let mode = table.sync.and_then(|sync| {
+            let result = values::persistence_sync(sync.get_ref());
+            self.check(sync.span(), "storage.sync", result)
+        });
+        let interval = self.number(
+            "storage.sync_interval",
+            table.sync_interval,
+            values::persistence_sync_interval,
+        );
+        self.config.storage.durability = values::durability(mode, interval);
     }
 
     /// Hands the security keys of the top level (`listener` `None`) or of a
@@ -574,7 +619,9 @@ mod tests {
 
     use super::super::mosquitto::parse_mosquitto;
     use super::super::tests::Scratch;
+    use super::super::StorageSettings;
     use super::*;
+    use crate::storage::Durability;
 
     /// The example file at the repository root.
     const EXAMPLE: &str = include_str!("../../../../starling.toml");
@@ -636,7 +683,7 @@ mod tests {
                 let is_key = rest.split_once(" = ").is_some_and(|(key, _)| {
                     !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
                 });
-                if is_key || rest == "[log]" || rest == "[[listener]]" {
+                if is_key || ["[log]", "[storage]", "[[listener]]"].contains(&rest) {
                     rest
                 } else {
                     line
@@ -647,6 +694,10 @@ mod tests {
         assert!(
             uncommented.contains("\nmax_queued_messages = 1000"),
             "keys were uncommented"
+        );
+        assert!(
+            uncommented.contains("\n[storage]\nenabled = true"),
+            "[storage] was uncommented"
         );
         let expected = Config {
             listeners: listeners(&["127.0.0.1:1883"]),
@@ -693,6 +744,12 @@ address = "localhost"
 [log]
 type = ["error", "warning", "subscribe"]
 dest = ["stdout", "file /var/log/starling broker.log"]
+
+[storage]
+enabled = false
+dir = "/var/lib/starling"
+sync = "periodic"
+sync_interval = 250
 "#,
         );
         let expected = Config {
@@ -730,6 +787,11 @@ dest = ["stdout", "file /var/log/starling broker.log"]
                 destinations: vec!["stdout".into(), "file /var/log/starling broker.log".into()],
                 packets: false,
             },
+            storage: StorageSettings {
+                enabled: false,
+                dir: Some("/var/lib/starling".into()),
+                durability: Durability::Periodic(Duration::from_millis(250)),
+            },
         };
         assert_eq!(config, expected);
     }
@@ -740,18 +802,77 @@ dest = ["stdout", "file /var/log/starling broker.log"]
         let conf = scratch.write(
             "mosquitto.conf",
             "listener 1883\nlistener 1884 localhost\nmax_keepalive 120\nmax_queued_messages 0\n\
-             persistent_client_expiration 2h\nsys_interval 0\nlog_type all\nlog_dest syslog\n",
+             persistent_client_expiration 2h\nsys_interval 0\nlog_type all\nlog_dest syslog\n\
+             persistence_sync_interval 40\npersistence_location data/\npersistence_sync periodic\n",
         );
         let toml = scratch.write(
             "starling.toml",
             "max_keepalive = 120\nmax_queued_messages = 0\npersistent_client_expiration = \"2h\"\n\
              sys_interval = 0\n[[listener]]\nport = 1883\n[[listener]]\nport = 1884\naddress = \"localhost\"\n\
-             [log]\ntype = [\"all\"]\ndest = [\"syslog\"]\n",
+             [log]\ntype = [\"all\"]\ndest = [\"syslog\"]\n\
+             [storage]\ndir = \"data/\"\nsync = \"periodic\"\nsync_interval = 40\n",
         );
         let (from_conf, _) = parse_mosquitto(&conf).expect("valid mosquitto.conf");
         let (from_toml, _) = parse_toml(&toml).expect("valid TOML");
         assert_eq!(from_conf, from_toml);
         assert!(!from_toml.allow_anonymous);
+        assert_eq!(
+            from_toml.storage.durability,
+            Durability::Periodic(Duration::from_millis(40))
+        );
+    }
+
+    #[test]
+    fn storage_defaults_and_each_key() {
+        assert_eq!(valid("[storage]\n").storage, StorageSettings::default());
+        let storage = |text: &str| valid(&format!("[storage]\n{text}\n")).storage;
+        assert!(!storage("enabled = false").enabled);
+        assert_eq!(
+            storage("dir = \"relative/dir\"").dir,
+            Some("relative/dir".into()),
+            "kept as given, as persistence_location is"
+        );
+        assert_eq!(storage("sync = \"sync\"").durability, Durability::Sync);
+        assert_eq!(storage("sync = \"off\"").durability, Durability::Off);
+        assert_eq!(
+            storage("sync = \"periodic\"").durability,
+            Durability::Periodic(Duration::from_millis(1000))
+        );
+        assert_eq!(
+            storage("sync_interval = 5").durability,
+            Durability::Sync,
+            "the interval means something to periodic only"
+        );
+        assert_eq!(
+            storage("sync_interval = 5\nsync = \"periodic\"").durability,
+            Durability::Periodic(Duration::from_millis(5)),
+            "in either order"
+        );
+    }
+
+    #[test]
+    fn storage_errors_have_their_lines() {
+        let found = errors(
+            "max_keepalive = 60\n\n[storage]\nenabled = true\nsync = \"fast\"\n\
+             sync_interval = 0\ndir = \"\"\n",
+        );
+        assert_eq!(
+            found,
+            [
+                (
+                    5,
+                    "storage.sync: 'fast' is not sync, periodic or off".to_string()
+                ),
+                (
+                    6,
+                    "storage.sync_interval: 0 is out of range 1..3600000".to_string()
+                ),
+                (
+                    7,
+                    "storage.dir: an empty path (expected a directory)".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -835,6 +956,17 @@ dest = ["stdout", "file /var/log/starling broker.log"]
             ),
             ("\n[log]\ntypes = [\"error\"]\n", 3, "unknown field `types`"),
             ("[logging]\n", 1, "unknown field `logging`"),
+            (
+                "[storage]\nenabled = true\npath = \"/var/lib/starling\"\n",
+                3,
+                "unknown field `path`",
+            ),
+            (
+                "[storage]\nsync_interval = \"500ms\"\n",
+                2,
+                "invalid type: string \"500ms\", expected i64",
+            ),
+            ("[storage]\nenabled = \"yes\"\n", 2, "invalid type"),
             (
                 "max_keepalive = \"60\"\n",
                 1,
@@ -928,10 +1060,8 @@ dest = ["stderr",
 
     #[test]
     fn later_sections_are_warned_about_and_ignored() {
-        let (config, report) = parse(
-            "max_keepalive = 60\n\n[storage]\npath = \"/var/lib/starling\"\n\n[tls]\ncert = \"c.pem\"\n",
-        )
-        .expect("valid");
+        let (config, report) =
+            parse("max_keepalive = 60\n\n[tls]\ncert = \"c.pem\"\n").expect("valid");
         assert_eq!(
             config,
             Config {
@@ -944,13 +1074,7 @@ dest = ["stderr",
             .iter()
             .map(|p| (p.line, p.reason.as_str()))
             .collect();
-        assert_eq!(
-            found,
-            [
-                (3, "[storage]: not supported yet; ignored"),
-                (6, "[tls]: not supported yet; ignored"),
-            ]
-        );
+        assert_eq!(found, [(3, "[tls]: not supported yet; ignored")]);
     }
 
     #[test]

@@ -304,6 +304,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Everything stored, leaving out sessions expired at `now` and queued
     /// messages expired at `now` (and deleting both from the store).
     fn load(&self, now: SystemTime) -> Result<Snapshot, StoreError>;
+
+    /// Gives the space of deleted rows back, so the store's size follows what
+    /// it holds. The writer calls it now and then.
+    fn compact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Bytes the store takes on disk, if it is on disk.
+    fn size(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,8 @@ impl SqliteStore {
                 return Ok(Err(format!("cannot use WAL mode (journal mode {mode})")));
             }
             conn.pragma_update(None, "synchronous", synchronous)?;
+            // A burst can grow the log; after a checkpoint it shrinks back to this.
+            conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let tables: i64 =
                 tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
@@ -299,6 +301,20 @@ impl Store for SqliteStore {
                 .map_err(|e| self.failed(e))?;
         }
         Ok(())
+    }
+
+    fn compact(&self) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        // auto_vacuum=INCREMENTAL: free pages go back to the file system here,
+        // not at every commit.
+        conn.execute_batch("PRAGMA incremental_vacuum;")
+            .map_err(|e| self.failed(e))
+    }
+
+    fn size(&self) -> Option<u64> {
+        let len = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        Some(len(&self.path) + len(&wal))
     }
 
     fn load(&self, now: SystemTime) -> Result<Snapshot, StoreError> {

@@ -19,14 +19,14 @@
 //! This is also where broker messages get their store ids and where `Instant`s
 //! become wall-clock times: the store never sees either.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
-use starling_proto::{MqttString, ReasonCode};
+use starling_proto::{MqttString, PacketId, ReasonCode};
 use tokio::sync::watch;
 
 use super::{
@@ -34,22 +34,39 @@ use super::{
     StoredMessage, StoredSession,
 };
 use crate::message::{Delivery, Message};
-use crate::session::SessionChange;
+use crate::session::{OutboundState, SessionChange};
 
 /// How long the writer waits before it tries a failed batch again.
 pub const RETRY: Duration = Duration::from_millis(500);
+
+/// How often, at most, deleted rows' space is given back.
+const COMPACT_EVERY: Duration = Duration::from_secs(30);
 
 /// One change the broker hands to the writer.
 #[derive(Debug)]
 pub enum Op {
     /// Stores or replaces a session (subscriptions, expiry, will).
-    Session(StoredSession),
+    Session(Box<StoredSession>),
     /// Forgets a session and all it held.
     EndSession(MqttString),
     /// A retained message, or (empty payload) the end of one.
     Retain(Arc<Message>),
     /// One session's changes, in order.
     Changes(MqttString, Vec<SessionChange>),
+}
+
+thread_local! {
+    /// The sequence number of the last op this thread pushed, until taken.
+    static PUSHED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The sequence number of the last op pushed on this thread since the last
+/// call (0: none). A connection handles a packet without an `.await`, so the
+/// ops its handling caused are the ones its thread pushed meanwhile: waiting
+/// for this number, and not the latest of every connection, keeps one
+/// client's acknowledgements from waiting on others' writes.
+pub fn take_pushed() -> u64 {
+    PUSHED.with(|pushed| pushed.replace(0))
 }
 
 /// Counters for `$SYS`.
@@ -128,12 +145,14 @@ impl Persistence {
         }
     }
 
-    /// Hands an op to the writer; returns its sequence number.
+    /// Hands an op to the writer; returns its sequence number, which is also
+    /// kept for [`take_pushed`] on this thread.
     pub fn push(&self, op: Op) -> u64 {
         let mut pending = self.shared.pending.lock();
         pending.ops.push(op);
         pending.last += 1;
         let seq = pending.last;
+        PUSHED.with(|pushed| pushed.set(seq));
         self.shared.submitted.store(seq, Ordering::Release);
         if pending.ops.len() == 1 {
             self.shared.wake.notify_one();
@@ -166,6 +185,11 @@ impl Persistence {
     /// The writer's counters.
     pub fn stats(&self) -> &StoreStats {
         &self.shared.stats
+    }
+
+    /// Bytes the store takes on disk (`None` in memory).
+    pub fn store_size(&self) -> Option<u64> {
+        self.shared.store.size()
     }
 
     /// The durability in force.
@@ -201,6 +225,7 @@ impl Shared {
         let mut carried: Vec<Change> = Vec::new();
         let mut carried_seq = 0;
         let mut failed_closing = 0;
+        let mut last_compact = Instant::now();
         loop {
             let (ops, seq, closing) = {
                 let mut pending = self.pending.lock();
@@ -287,56 +312,90 @@ impl Shared {
                 last_sync = Instant::now();
                 unsynced = false;
             }
+            if last_compact.elapsed() >= COMPACT_EVERY {
+                if let Err(e) = self.store.compact() {
+                    tracing::warn!("Warning: {e}");
+                }
+                last_compact = Instant::now();
+            }
             if closing && self.pending.lock().ops.is_empty() {
                 return;
             }
         }
     }
 
-    /// Turns ops into the store's changes: gives messages their ids and stores
-    /// each message once per batch (a message already stored is not written
-    /// again: `PutMessage` of a known id changes nothing).
+    /// Turns ops into the store's changes, giving messages their ids.
+    ///
+    /// Within one batch, what undoes itself is left out: a message queued and
+    /// taken from the queue again, or a flow started and ended (an online
+    /// subscriber that acknowledged before the batch was written), costs no
+    /// write at all; a flow's earlier states are overwritten by its last. A
+    /// message is stored (`PutMessage`, which changes nothing for an id already
+    /// stored) only ahead of a change that still refers to it.
     fn translate(&self, ops: Vec<Op>, out: &mut Vec<Change>) {
         if ops.is_empty() {
             return;
         }
         let clock = Clock::now();
-        let mut written: HashSet<MessageId> = HashSet::new();
-        let mut message = |m: &Arc<Message>, out: &mut Vec<Change>| -> MessageId {
+        let mut batch = Batch::default();
+        let id_of = |m: &Arc<Message>, batch: &mut Batch| -> MessageId {
             let id = *m
                 .stored_id
                 .get_or_init(|| MessageId(self.next_message.fetch_add(1, Ordering::Relaxed)));
-            if written.insert(id) {
-                out.push(Change::PutMessage(id, clock.stored_message(m)));
-            }
+            batch.messages.entry(id).or_insert_with(|| Arc::clone(m));
             id
         };
         for op in ops {
             match op {
-                Op::Session(session) => out.push(Change::PutSession(session)),
-                Op::EndSession(client) => out.push(Change::RemoveSession(client)),
+                Op::Session(session) => {
+                    batch.push(Change::PutSession(*session));
+                }
+                Op::EndSession(client) => {
+                    batch.push(Change::RemoveSession(client));
+                }
                 Op::Retain(m) if m.payload.is_empty() => {
-                    out.push(Change::RemoveRetained(m.topic.clone()))
+                    batch.push(Change::RemoveRetained(m.topic.clone()));
                 }
                 Op::Retain(m) => {
-                    let id = message(&m, out);
-                    out.push(Change::PutRetained(m.topic.clone(), id));
+                    let id = id_of(&m, &mut batch);
+                    batch.push(Change::PutRetained(m.topic.clone(), id));
                 }
                 Op::Changes(client, changes) => {
                     for change in changes {
                         match change {
                             SessionChange::Enqueued(d) => {
-                                let id = message(&d.message, out);
-                                out.push(Change::Enqueue(client.clone(), stored_delivery(id, d)));
+                                let id = id_of(&d.message, &mut batch);
+                                let at = batch.push(Change::Enqueue(
+                                    client.clone(),
+                                    stored_delivery(id, d),
+                                ));
+                                batch.queued.insert((client.clone(), id), at);
                             }
                             SessionChange::Dequeued(m) => {
-                                if let Some(&id) = m.stored_id.get() {
-                                    out.push(Change::Dequeue(client.clone(), id));
+                                let Some(&id) = m.stored_id.get() else {
+                                    continue;
+                                };
+                                match batch.queued.remove(&(client.clone(), id)) {
+                                    Some(at) => batch.changes[at] = None,
+                                    None => {
+                                        batch.push(Change::Dequeue(client.clone(), id));
+                                    }
                                 }
                             }
                             SessionChange::Inflight(packet_id, state, d) => {
-                                let id = message(&d.message, out);
-                                out.push(Change::PutInflight(
+                                let id = id_of(&d.message, &mut batch);
+                                let key = (client.clone(), packet_id);
+                                // A flow starts on an identifier the store holds
+                                // no row for (after the changes before it).
+                                let starts = state != OutboundState::AwaitingPubComp;
+                                let fresh = match batch.inflight.remove(&key) {
+                                    Some((at, fresh)) => {
+                                        batch.changes[at] = None;
+                                        fresh || starts
+                                    }
+                                    None => starts,
+                                };
+                                let at = batch.push(Change::PutInflight(
                                     client.clone(),
                                     StoredInflight {
                                         packet_id,
@@ -344,21 +403,80 @@ impl Shared {
                                         delivery: stored_delivery(id, d),
                                     },
                                 ));
+                                batch.inflight.insert(key, (at, fresh));
                             }
-                            SessionChange::InflightEnded(id) => {
-                                out.push(Change::RemoveInflight(client.clone(), id))
+                            SessionChange::InflightEnded(packet_id) => {
+                                match batch.inflight.remove(&(client.clone(), packet_id)) {
+                                    Some((at, true)) => batch.changes[at] = None,
+                                    Some((at, false)) => {
+                                        batch.changes[at] = None;
+                                        batch.push(Change::RemoveInflight(
+                                            client.clone(),
+                                            packet_id,
+                                        ));
+                                    }
+                                    None => {
+                                        batch.push(Change::RemoveInflight(
+                                            client.clone(),
+                                            packet_id,
+                                        ));
+                                    }
+                                }
                             }
                             SessionChange::Qos2Received(id) => {
-                                out.push(Change::PutIncomingQos2(client.clone(), id))
+                                batch.push(Change::PutIncomingQos2(client.clone(), id));
                             }
                             SessionChange::Qos2Released(id) => {
-                                out.push(Change::RemoveIncomingQos2(client.clone(), id))
+                                batch.push(Change::RemoveIncomingQos2(client.clone(), id));
                             }
                         }
                     }
                 }
             }
+            // A session that ends takes its rows with it: later changes of a
+            // new session of the same client must not cancel against them.
+            if let Some(Some(Change::RemoveSession(client))) = batch.changes.last() {
+                let client = client.clone();
+                batch.queued.retain(|(c, _), _| *c != client);
+                batch.inflight.retain(|(c, _), _| *c != client);
+            }
         }
+        let mut written: HashSet<MessageId> = HashSet::new();
+        for change in batch.changes.into_iter().flatten() {
+            let refers = match &change {
+                Change::Enqueue(_, d) => Some(d.message),
+                Change::PutInflight(_, i) => Some(i.delivery.message),
+                Change::PutRetained(_, id) => Some(*id),
+                _ => None,
+            };
+            if let Some(id) = refers.filter(|&id| written.insert(id)) {
+                out.push(Change::PutMessage(
+                    id,
+                    clock.stored_message(&batch.messages[&id]),
+                ));
+            }
+            out.push(change);
+        }
+    }
+}
+
+/// One batch being translated: its changes (`None`: cancelled) and where the
+/// ones that may still cancel sit.
+#[derive(Default)]
+struct Batch {
+    changes: Vec<Option<Change>>,
+    messages: HashMap<MessageId, Arc<Message>>,
+    /// Enqueues of this batch, by session and message.
+    queued: HashMap<(MqttString, MessageId), usize>,
+    /// The last in-flight put of this batch, by session and packet identifier,
+    /// and whether the flow started in this batch (no row before it).
+    inflight: HashMap<(MqttString, PacketId), (usize, bool)>,
+}
+
+impl Batch {
+    fn push(&mut self, change: Change) -> usize {
+        self.changes.push(Some(change));
+        self.changes.len() - 1
     }
 }
 
@@ -435,5 +553,178 @@ impl Clock {
             origin: None,
             stored_id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use bytes::Bytes;
+    use starling_proto::property::PublishProperties;
+    use starling_proto::{QoS, TopicName};
+
+    use super::*;
+    use crate::storage::tests::session;
+    use crate::storage::{MemoryStore, Snapshot};
+
+    fn message(payload: &'static str) -> Arc<Message> {
+        Arc::new(Message {
+            topic: TopicName::from_static("t"),
+            payload: Bytes::from_static(payload.as_bytes()),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: PublishProperties::default(),
+            expires_at: None,
+            origin: None,
+            stored_id: Default::default(),
+        })
+    }
+
+    fn delivery(message: &Arc<Message>) -> Delivery {
+        Delivery {
+            message: Arc::clone(message),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            shared: None,
+            stored: true,
+        }
+    }
+
+    fn client() -> MqttString {
+        MqttString::from_static("c")
+    }
+
+    fn pid(n: u16) -> PacketId {
+        PacketId::new(n).unwrap()
+    }
+
+    /// A store that fails while `full` is set, as a full disk does.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        inner: MemoryStore,
+        full: AtomicBool,
+    }
+
+    impl Store for Flaky {
+        fn apply(&self, batch: &[Change]) -> Result<(), StoreError> {
+            if self.full.load(Ordering::SeqCst) {
+                return Err(StoreError::Full {
+                    path: "flaky".into(),
+                });
+            }
+            self.inner.apply(batch)
+        }
+
+        fn sync(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        fn load(&self, now: SystemTime) -> Result<Snapshot, StoreError> {
+            self.inner.load(now)
+        }
+    }
+
+    fn translated(ops: Vec<Op>) -> Vec<Change> {
+        let writer = Persistence::start(
+            Arc::new(MemoryStore::new()),
+            Durability::Off,
+            MessageId(1),
+        );
+        let mut out = Vec::new();
+        writer.shared.translate(ops, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_message_queued_and_sent_in_one_batch_costs_no_write() {
+        let m = message("a");
+        let id = pid(1);
+        let out = translated(vec![Op::Changes(
+            client(),
+            vec![
+                SessionChange::Enqueued(delivery(&m)),
+                SessionChange::Dequeued(Arc::clone(&m)),
+                SessionChange::Inflight(id, OutboundState::AwaitingPubAck, delivery(&m)),
+                SessionChange::InflightEnded(id),
+            ],
+        )]);
+        assert_eq!(out, Vec::new());
+    }
+
+    #[test]
+    fn a_qos2_flow_keeps_only_its_last_state_and_its_message_once() {
+        let m = message("a");
+        let id = pid(7);
+        let out = translated(vec![Op::Changes(
+            client(),
+            vec![
+                SessionChange::Inflight(id, OutboundState::AwaitingPubRec, delivery(&m)),
+                SessionChange::Inflight(id, OutboundState::AwaitingPubComp, delivery(&m)),
+            ],
+        )]);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(matches!(out[0], Change::PutMessage(..)));
+        assert!(matches!(
+            &out[1],
+            Change::PutInflight(_, i) if i.state == OutboundState::AwaitingPubComp
+        ));
+    }
+
+    #[test]
+    fn ending_a_flow_stored_in_an_earlier_batch_is_written() {
+        let m = message("a");
+        let id = pid(3);
+        let out = translated(vec![Op::Changes(
+            client(),
+            vec![
+                // PUBREC of a flow stored before this batch, then PUBCOMP.
+                SessionChange::Inflight(id, OutboundState::AwaitingPubComp, delivery(&m)),
+                SessionChange::InflightEnded(id),
+            ],
+        )]);
+        assert_eq!(out, vec![Change::RemoveInflight(client(), id)]);
+    }
+
+    #[test]
+    fn a_dequeue_of_an_earlier_batch_is_written_and_a_new_session_does_not_cancel() {
+        let m = message("a");
+        let _ = m.stored_id.set(MessageId(42));
+        let out = translated(vec![
+            Op::Changes(client(), vec![SessionChange::Enqueued(delivery(&m))]),
+            Op::EndSession(client()),
+            Op::Changes(client(), vec![SessionChange::Dequeued(Arc::clone(&m))]),
+        ]);
+        assert!(matches!(out[0], Change::PutMessage(MessageId(42), _)));
+        assert!(matches!(out[1], Change::Enqueue(..)));
+        assert_eq!(out[2], Change::RemoveSession(client()));
+        assert_eq!(out[3], Change::Dequeue(client(), MessageId(42)));
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_refuses_then_recovers_with_nothing_lost() {
+        let store = Arc::new(Flaky::default());
+        let writer = Persistence::start(store.clone(), Durability::Sync, MessageId(1));
+        let m = message("kept");
+        writer.push(Op::Session(Box::new(session("c"))));
+        store.full.store(true, Ordering::SeqCst);
+        let seq = writer.push(Op::Changes(
+            client(),
+            vec![SessionChange::Enqueued(delivery(&m))],
+        ));
+        // Not acknowledged while the store cannot take it.
+        let waited = tokio::time::timeout(RETRY * 2, writer.durable(seq)).await;
+        assert!(waited.is_err(), "durable before it was written");
+        assert_eq!(writer.failing(), Some(ReasonCode::QUOTA_EXCEEDED));
+        store.full.store(false, Ordering::SeqCst);
+        tokio::time::timeout(RETRY * 4, writer.durable(seq))
+            .await
+            .expect("written once the store has room");
+        assert_eq!(writer.failing(), None);
+        let snapshot = store.load(SystemTime::now()).unwrap();
+        assert_eq!(snapshot.sessions[0].queue.len(), 1);
+        assert_eq!(snapshot.messages[0].1.payload, Bytes::from_static(b"kept"));
+        assert!(writer.stats().failures.load(Ordering::Relaxed) >= 1);
     }
 }

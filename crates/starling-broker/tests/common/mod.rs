@@ -75,9 +75,30 @@ impl TestBroker {
         }
     }
 
-    /// Stops the broker and waits until every connection has closed.
+    /// A broker that keeps its state in `store`, restored from it first: a
+    /// second one on the same store is the first one restarted.
+    pub async fn with_store(
+        config: Config,
+        store: Arc<dyn starling_broker::storage::Store>,
+    ) -> TestBroker {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let snapshot = store.load(std::time::SystemTime::now()).unwrap();
+        let auth = starling_broker::auth::AuthState::load(&config).unwrap().0;
+        let broker = Broker::with_store(config, auth, store, snapshot);
+        let serving = Serving::start(&broker, vec![Endpoint::plain(listener)]);
+        TestBroker {
+            addr,
+            broker,
+            serving,
+        }
+    }
+
+    /// Stops the broker and waits until every connection has closed (and,
+    /// with a store, until everything is written).
     pub async fn stop(self) {
         self.serving.stop().await;
+        self.broker.close_store();
     }
 
     pub async fn client(&self, version: ProtocolVersion) -> RawClient {
