@@ -110,7 +110,6 @@ impl State {
                 self.messages
                     .entry(*id)
                     .or_insert_with(|| message.clone());
-                unreferenced.push(*id);
             }
             Change::PutRetained(topic, id) => {
                 *self.refs.entry(*id).or_default() += 1;

@@ -188,7 +188,9 @@ pub struct StoredInflight {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Stores a message under its id; rows below refer to it. A message is
-    /// never changed: putting an id that is stored changes nothing.
+    /// never changed: putting an id that is stored changes nothing. A change
+    /// that refers to it must follow in the same batch (a message put and never
+    /// referred to is not collected).
     PutMessage(MessageId, StoredMessage),
     /// Makes a message the retained message of its topic (replacing any).
     PutRetained(TopicName, MessageId),

@@ -353,7 +353,9 @@ fn write(
                 blob::encode_properties(&m.properties),
                 m.expires_at.map(millis),
             ])?;
-            unreferenced.insert(id.0 as i64);
+            // Not a candidate for collection: the change that refers to it
+            // follows in the same batch (`Change::PutMessage`), and checking
+            // every new message would cost three index probes each.
         }
         Change::PutRetained(topic, id) => {
             let old: Option<i64> = tx
