@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,8 +34,7 @@ use crate::router::{Router, Subscription};
 use crate::session::{Enqueued, QueueLimits, SessionRecord, SessionState};
 use crate::stats::Stats;
 use crate::storage::{
-    Clock, MessageId, Op, Persistence, SessionExpiry, Snapshot, Store, StoredSession,
-    StoredWill,
+    Clock, MessageId, Op, Persistence, SessionExpiry, Snapshot, Store, StoredSession, StoredWill,
 };
 
 /// How long a takeover waits for the old connection to finish.
@@ -49,10 +48,16 @@ pub struct SessionHandle {
     pub id: SessionId,
     /// The client identifier.
     pub client_id: MqttString,
-    /// The session state.
-    pub state: Mutex<SessionState>,
+    /// The session state. Private: changed only through [`Broker::state`], so
+    /// that what it records for the store always reaches the store.
+    state: Mutex<SessionState>,
     /// Woken when a message is queued for an attached connection.
     pub wake: Notify,
+    /// How many of its subscriptions the router holds outside shared groups.
+    /// Changed only under the router's write lock, so a publisher holding the
+    /// read lock sees how many times the session can match: once at most, and
+    /// its delivery needs no merging with another.
+    routes: AtomicUsize,
     attaching: tokio::sync::Mutex<()>,
     owner: Mutex<Option<Owner>>,
     lifecycle: Mutex<Lifecycle>,
@@ -342,10 +347,9 @@ impl Broker {
             let session = self.new_session(stored.client_id.clone());
             *session.state.lock() = state;
             {
-                let key = SessionRef(Arc::clone(&session));
                 let mut router = self.router.write();
                 for (filter, subscription) in &stored.subscriptions {
-                    router.subscribe(filter, key.clone(), *subscription);
+                    route(&mut router, filter, &session, *subscription);
                 }
             }
             self.sessions
@@ -435,6 +439,12 @@ impl Broker {
         self.persistence.as_ref().and_then(Persistence::failing)
     }
 
+    /// Opens a group of store changes committed together (see
+    /// [`crate::storage::writer::Group`]); `None` with storage off.
+    pub fn store_group(&self) -> Option<crate::storage::writer::Group<'_>> {
+        self.persistence.as_ref().map(Persistence::group)
+    }
+
     /// The store's writer, if storage is on.
     pub fn persistence(&self) -> Option<&Persistence> {
         self.persistence.as_ref()
@@ -462,6 +472,7 @@ impl Broker {
             client_id,
             state: Mutex::new(SessionState::new(self.queue_limits())),
             wake: Notify::new(),
+            routes: AtomicUsize::new(0),
             attaching: tokio::sync::Mutex::new(()),
             owner: Mutex::new(None),
             lifecycle: Mutex::new(Lifecycle::default()),
@@ -701,7 +712,12 @@ impl Broker {
     }
 
     /// Ends `session` after `after` offline unless it is resumed first.
-    fn arm_expiry(self: &Arc<Self>, session: &Arc<SessionHandle>, generation: u64, after: Duration) {
+    fn arm_expiry(
+        self: &Arc<Self>,
+        session: &Arc<SessionHandle>,
+        generation: u64,
+        after: Duration,
+    ) {
         let broker = Arc::clone(self);
         let session = Arc::clone(session);
         tokio::spawn(async move {
@@ -746,10 +762,9 @@ impl Broker {
         }
         let filters: Vec<TopicFilter> =
             session.state.lock().subscriptions.keys().cloned().collect();
-        let key = SessionRef(Arc::clone(session));
         let mut router = self.router.write();
         for filter in &filters {
-            router.unsubscribe(filter, &key);
+            unroute(&mut router, filter, session);
         }
     }
 
@@ -757,6 +772,9 @@ impl Broker {
     /// acknowledged, to other online members of the same groups. Those with no
     /// other member online stay where they are.
     fn hand_over_shared(&self, session: &Arc<SessionHandle>) {
+        // Taken from one session and given to another in one commit, or a
+        // crash between the two loses them.
+        let _group = self.store_group();
         let taken = self.state(session).take_shared();
         if taken.is_empty() {
             return;
@@ -793,9 +811,7 @@ impl Broker {
             state.subscriptions.insert(filter.clone(), subscription);
             state.save();
         }
-        self.router
-            .write()
-            .subscribe(filter, SessionRef(Arc::clone(session)), subscription)
+        route(&mut self.router.write(), filter, session, subscription)
     }
 
     /// Removes a subscription of `session`; returns whether it existed.
@@ -806,9 +822,7 @@ impl Broker {
                 state.save();
             }
         }
-        self.router
-            .write()
-            .unsubscribe(filter, &SessionRef(Arc::clone(session)))
+        unroute(&mut self.router.write(), filter, session)
     }
 
     /// The retained messages `filter` matches.
@@ -837,7 +851,11 @@ impl Broker {
         if message.retain && self.config.retain_available {
             self.retain(Arc::clone(&message));
         }
-        let mut targets: Vec<(&SessionRef, Delivery)> = Vec::new();
+        let mut count = 0;
+        // Matches of sessions with more than one subscription in the router,
+        // to merge; the others are delivered as they are found, with no copy
+        // and no allocation.
+        let mut overlapping: Vec<(&SessionRef, Delivery)> = Vec::new();
         let router = self.router.read();
         router.matches(
             &message.topic,
@@ -855,26 +873,29 @@ impl Broker {
                 };
                 // [MQTT-3.3.1-12, MQTT-3.3.1-13]: Retain As Published.
                 let retain = message.retain && options.retain_as_published;
-                let ids = m.subscription.id.into_iter().collect();
-                targets.push((
-                    m.key,
-                    Delivery {
-                        message: Arc::clone(&message),
-                        qos,
-                        retain,
-                        subscription_ids: ids,
-                        shared: m.shared.cloned(),
-                        stored: false,
-                    },
-                ));
+                let delivery = Delivery {
+                    message: Arc::clone(&message),
+                    qos,
+                    retain,
+                    subscription_ids: m.subscription.id.into_iter().collect(),
+                    shared: m.shared.cloned(),
+                    stored: false,
+                };
+                // Shared subscriptions deliver on their own (MQTT 5.0 §4.8.2),
+                // and so does a session that can match only once.
+                if m.shared.is_some() || m.key.0.routes.load(Ordering::Relaxed) <= 1 {
+                    count += 1;
+                    self.deliver(&m.key.0, delivery);
+                } else {
+                    overlapping.push((m.key, delivery));
+                }
             },
         );
         // One copy per session [MQTT-3.3.4-2]: merge overlapping matches.
-        if targets.len() > 1 {
-            targets.sort_by_key(|(key, _)| key.0.id);
-            targets.dedup_by(|(key, later), (first_key, first)| {
-                // Shared subscriptions deliver on their own (MQTT 5.0 §4.8.2).
-                if key.0.id != first_key.0.id || later.shared.is_some() || first.shared.is_some() {
+        if overlapping.len() > 1 {
+            overlapping.sort_by_key(|(key, _)| key.0.id);
+            overlapping.dedup_by(|(key, later), (first_key, first)| {
+                if key.0.id != first_key.0.id {
                     return false;
                 }
                 first.qos = first.qos.max(later.qos);
@@ -883,8 +904,8 @@ impl Broker {
                 true
             });
         }
-        let count = targets.len();
-        for (key, delivery) in targets {
+        count += overlapping.len();
+        for (key, delivery) in overlapping {
             self.deliver(&key.0, delivery);
         }
         drop(router);
@@ -914,6 +935,35 @@ impl Broker {
     pub fn granted_qos(&self, requested: QoS) -> QoS {
         requested
     }
+}
+
+/// Adds or replaces `session`'s subscription to `filter` in `router` (write
+/// locked), counting its routes; returns whether it existed.
+fn route(
+    router: &mut Router<SessionRef>,
+    filter: &TopicFilter,
+    session: &Arc<SessionHandle>,
+    subscription: Subscription,
+) -> bool {
+    let existed = router.subscribe(filter, SessionRef(Arc::clone(session)), subscription);
+    if !existed && !filter.is_shared() {
+        session.routes.fetch_add(1, Ordering::Relaxed);
+    }
+    existed
+}
+
+/// Removes `session`'s subscription to `filter` from `router` (write locked),
+/// counting its routes; returns whether it existed.
+fn unroute(
+    router: &mut Router<SessionRef>,
+    filter: &TopicFilter,
+    session: &Arc<SessionHandle>,
+) -> bool {
+    let removed = router.unsubscribe(filter, &SessionRef(Arc::clone(session)));
+    if removed && !filter.is_shared() {
+        session.routes.fetch_sub(1, Ordering::Relaxed);
+    }
+    removed
 }
 
 /// A will as the store keeps it.

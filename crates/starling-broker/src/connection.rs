@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use starling_proto::property::{ConnAckProperties, PublishProperties};
+use starling_proto::property::{ConnAckProperties, PublishOverrides, PublishProperties};
 use starling_proto::{
     ConnAck, Connect, DecodeError, Decoder, Delivery as QosDelivery, Disconnect, MqttString,
-    Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
-    RetainHandling, Role, SubAck, Subscribe, SubscriptionOptions, TopicAlias, TopicName, UnsubAck,
-    Unsubscribe, Will,
+    Packet, PacketId, PacketType, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish,
+    PublishRef, QoS, ReasonCode, RetainHandling, Role, SubAck, Subscribe, SubscriptionOptions,
+    TopicAlias, TopicName, UnsubAck, Unsubscribe, Will,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
@@ -49,6 +49,11 @@ const DRAIN_BATCH: usize = 256;
 /// How long the last writes of a closing connection may take: a client that
 /// stopped reading must not keep its will and session waiting.
 const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long acknowledgements wait for a store that reports failing before the
+/// connection is closed with its reason (a client with a message in flight
+/// would otherwise wait with no answer, not even to PINGREQ).
+const STORE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Why a connection ends.
 #[derive(Debug)]
@@ -436,11 +441,16 @@ impl Connection {
         // The store keeps a session that outlives its connection, with the
         // connection's will (published after a crash as after a lost connection).
         let expiry = conn.expiry();
-        let stored_will = conn.will.as_deref().filter(|_| expiry != Expiry::Now).map(|will| {
-            let delay =
-                Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
-            crate::broker::stored_will(&will_message(will.clone(), broker), delay)
-        });
+        let stored_will = conn
+            .will
+            .as_deref()
+            .filter(|_| expiry != Expiry::Now)
+            .map(|will| {
+                let delay = Duration::from_secs(u64::from(
+                    will.properties.will_delay_interval.unwrap_or(0),
+                ));
+                crate::broker::stored_will(&will_message(will.clone(), broker), delay)
+            });
         broker.keep_session(&conn.session, expiry, stored_will);
         let mut properties = ConnAckProperties::default();
         if version.is_v5() {
@@ -516,6 +526,29 @@ impl Connection {
         tokio::pin!(deadline);
         loop {
             let more = self.drain(Instant::now());
+            // Acknowledgements wait for the store (group commit). While it
+            // cannot be written they are withheld, and the client is told so
+            // rather than left waiting with no answer to its pings.
+            if self.gate != 0 {
+                tokio::select! {
+                    biased;
+                    stored = self.stored() => {
+                        if let Err(reason) = stored {
+                            self.out.clear();
+                            return End::Server(
+                                reason,
+                                "the store cannot be written; acknowledgements withheld".into(),
+                            );
+                        }
+                    }
+                    _ = kick.notified() => {
+                        return End::Server(ReasonCode::SESSION_TAKEN_OVER, String::new());
+                    }
+                    _ = shutdown.changed() => {
+                        return End::Server(ReasonCode::SERVER_SHUTTING_DOWN, String::new());
+                    }
+                }
+            }
             // A client that stops reading can block this write for ever: a
             // takeover or a shutdown still ends the connection. `flush` is not
             // cancel-safe, so that leaves the stream mid-packet: `Abandoned`.
@@ -650,6 +683,27 @@ impl Connection {
         result
     }
 
+    /// Waits until what the write buffer acknowledges is stored. `Err` with
+    /// the reason to give the client when the store has been failing for
+    /// [`STORE_PATIENCE`]; a slow but working disk is waited for.
+    async fn stored(&mut self) -> Result<(), ReasonCode> {
+        let gate = self.gate;
+        loop {
+            match tokio::time::timeout(STORE_PATIENCE, self.broker.durable(gate)).await {
+                Ok(()) => {
+                    self.gate = 0;
+                    return Ok(());
+                }
+                Err(_) => {
+                    if let Some(reason) = self.broker.store_refusal() {
+                        self.gate = 0;
+                        return Err(reason);
+                    }
+                }
+            }
+        }
+    }
+
     async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
@@ -753,28 +807,36 @@ impl Connection {
         }
     }
 
-    /// Encodes `packet` into the write buffer.
-    fn send(&mut self, packet: Packet) {
+    /// Makes the next write wait for the store, if a packet of type `packet`
+    /// (a PUBLISH: of QoS `qos`) must.
+    fn gate_for(&mut self, packet: PacketType, qos: QoS) {
         // What these packets tell the client may be relied on after a crash,
         // so they wait for the store: an acknowledgement (the message,
         // subscription or session is kept: the changes this connection's
         // handling made), a PUBREL (its flow's new state is kept), a QoS 2
         // PUBLISH (its packet identifier is kept, and so is the publisher's
         // side, or a restart would deliver it twice [MQTT-4.3.3-10]).
-        let waits_for = match &packet {
-            Packet::ConnAck(_)
-            | Packet::PubAck(_)
-            | Packet::PubRec(_)
-            | Packet::PubRel(_)
-            | Packet::PubComp(_)
-            | Packet::SubAck(_)
-            | Packet::UnsubAck(_) => crate::storage::writer::take_pushed(),
-            Packet::Publish(publish) if publish.delivery.qos() == QoS::ExactlyOnce => {
-                self.broker.store_seq()
-            }
+        let waits_for = match packet {
+            PacketType::ConnAck
+            | PacketType::PubAck
+            | PacketType::PubRec
+            | PacketType::PubRel
+            | PacketType::PubComp
+            | PacketType::SubAck
+            | PacketType::UnsubAck => crate::storage::writer::take_pushed(),
+            PacketType::Publish if qos == QoS::ExactlyOnce => self.broker.store_seq(),
             _ => 0,
         };
         self.gate = self.gate.max(waits_for);
+    }
+
+    /// Encodes `packet` into the write buffer.
+    fn send(&mut self, packet: Packet) {
+        let qos = match &packet {
+            Packet::Publish(publish) => publish.delivery.qos(),
+            _ => QoS::AtMostOnce,
+        };
+        self.gate_for(packet.packet_type(), qos);
         if self.log_packets {
             debug!(
                 "Sending {} to {}",
@@ -828,7 +890,7 @@ impl Connection {
                 // [MQTT-3.1.2-25]. Only a client that set a limit pays for the check.
                 if self.max_packet_size != u32::MAX {
                     let publish = self.build_publish(&delivery, None, false, now);
-                    let size = Packet::Publish(publish).encoded_len(self.version);
+                    let size = publish.encoded_len(self.version);
                     if size > self.max_packet_size as usize {
                         too_large += 1;
                         continue;
@@ -884,13 +946,15 @@ impl Connection {
         None
     }
 
-    fn build_publish(
+    /// The PUBLISH that sends `delivery` to this client: it borrows the shared
+    /// message, so a delivery copies no property and touches no reference count.
+    fn build_publish<'d>(
         &self,
-        delivery: &Delivery,
+        delivery: &'d Delivery,
         id: Option<PacketId>,
         dup: bool,
         now: Instant,
-    ) -> Publish {
+    ) -> PublishRef<'d> {
         let message = &delivery.message;
         let delivery_qos = match (delivery.qos, id) {
             (QoS::AtLeastOnce, Some(id)) => QosDelivery::AtLeastOnce(id),
@@ -900,24 +964,25 @@ impl Connection {
             (QoS::ExactlyOnce, None) => QosDelivery::ExactlyOnce(PacketId::MIN),
             (QoS::AtMostOnce, _) => QosDelivery::AtMostOnce,
         };
-        let properties = if self.version.is_v5() {
-            let mut properties = message.properties.clone();
-            properties
-                .subscription_identifiers
-                .clone_from(&delivery.subscription_ids);
-            // [MQTT-3.3.2-6]: forward the expiry interval less the time spent here.
-            properties.message_expiry_interval = message.remaining_expiry(now);
-            properties
+        // 3.x has no properties: they are not encoded.
+        let overrides = if self.version.is_v5() {
+            PublishOverrides {
+                // [MQTT-3.3.2-6]: forward the expiry interval less the time spent here.
+                message_expiry_interval: message.remaining_expiry(now),
+                topic_alias: None,
+                subscription_identifiers: &delivery.subscription_ids,
+            }
         } else {
-            PublishProperties::default()
+            PublishOverrides::default()
         };
-        Publish {
+        PublishRef {
             dup: dup && delivery.qos != QoS::AtMostOnce,
             delivery: delivery_qos,
             retain: delivery.retain,
-            topic: message.topic.clone(),
-            payload: message.payload.clone(),
-            properties,
+            topic: &message.topic,
+            payload: &message.payload,
+            properties: &message.properties,
+            overrides,
         }
     }
 
@@ -927,16 +992,37 @@ impl Connection {
             self.apply_outbound_alias(&mut publish);
         }
         Stats::add(&self.broker.stats.messages_sent, 1);
-        self.send(Packet::Publish(publish));
+        self.send_publish(publish);
+    }
+
+    /// Encodes a PUBLISH into the write buffer, as [`Self::send`] does a packet.
+    fn send_publish(&mut self, publish: PublishRef<'_>) {
+        self.gate_for(PacketType::Publish, publish.qos());
+        if self.log_packets {
+            let mut owned = publish.to_publish();
+            if !self.version.is_v5() {
+                owned.properties = PublishProperties::default();
+            }
+            debug!(
+                "Sending {} to {}",
+                crate::log::describe(&Packet::Publish(owned)),
+                self.client_id
+            );
+        }
+        match publish.encode(self.version, &mut self.out) {
+            Ok(()) => Stats::add(&self.broker.stats.packets_sent, 1),
+            Err(e) => warn!("cannot encode PUBLISH for {}: {e}", self.client_id),
+        }
     }
 
     /// Uses a Topic Alias for a topic sent before, or assigns the next free one
     /// while the client's Topic Alias Maximum allows; but never one that makes
     /// the packet larger than the client's Maximum Packet Size [MQTT-3.1.2-24]
     /// (`drain` checked the size without an alias).
-    fn apply_outbound_alias(&mut self, publish: &mut Publish) {
+    fn apply_outbound_alias(&mut self, publish: &mut PublishRef<'_>) {
+        static EMPTY: TopicName = TopicName::empty();
         let aliases = self.aliases.get_or_insert_with(Box::default);
-        let (alias, new) = match aliases.outbound.get(&publish.topic) {
+        let (alias, new) = match aliases.outbound.get(publish.topic) {
             Some(&alias) => (alias, false),
             None if aliases.outbound.len() < usize::from(self.alias_out_max) => {
                 match TopicAlias::new(aliases.outbound.len() as u16 + 1) {
@@ -946,14 +1032,13 @@ impl Connection {
             }
             None => return,
         };
-        let mut aliased = publish.clone();
-        aliased.properties.topic_alias = Some(alias);
+        let mut aliased = *publish;
+        aliased.overrides.topic_alias = Some(alias);
         if !new {
-            aliased.topic = TopicName::empty();
+            aliased.topic = &EMPTY;
         }
         if self.max_packet_size < u32::MAX
-            && Packet::Publish(aliased.clone()).encoded_len(self.version)
-                > self.max_packet_size as usize
+            && aliased.encoded_len(self.version) > self.max_packet_size as usize
         {
             return;
         }
@@ -975,14 +1060,15 @@ impl Connection {
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish, now),
             Packet::PubAck(ack) => {
-                self.broker.state(&self.session).handle_puback(ack.packet_id);
+                self.broker
+                    .state(&self.session)
+                    .handle_puback(ack.packet_id);
                 Ok(())
             }
             Packet::PubRec(rec) => {
                 let release = self
-                    .session
-                    .state
-                    .lock()
+                    .broker
+                    .state(&self.session)
                     .handle_pubrec(rec.packet_id, rec.reason_code.is_error());
                 if release {
                     self.send(Packet::PubRel(PubRel::new(rec.packet_id)));
@@ -1005,7 +1091,9 @@ impl Connection {
                 Ok(())
             }
             Packet::PubComp(comp) => {
-                self.broker.state(&self.session).handle_pubcomp(comp.packet_id);
+                self.broker
+                    .state(&self.session)
+                    .handle_pubcomp(comp.packet_id);
                 Ok(())
             }
             Packet::Subscribe(subscribe) => {
@@ -1169,6 +1257,10 @@ impl Connection {
                 let reason = match refusal {
                     Some(reason) => reason,
                     None => {
+                        // The packet identifier and the copies routed are
+                        // stored in one commit [MQTT-4.3.3-10].
+                        let broker = Arc::clone(&self.broker);
+                        let _group = broker.store_group();
                         let mut state = self.broker.state(&self.session);
                         let receive_maximum = usize::from(match config.max_inflight_messages {
                             0 => u16::MAX,
@@ -1350,5 +1442,70 @@ fn will_message(will: Will, broker: &Broker) -> Message {
         properties,
         origin: None,
         stored_id: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sizes_of_an_idle_connection() {
+        let broker = Broker::new(crate::config::Config::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        drop(client);
+        let (_stop, shutdown) = watch::channel(false);
+        let info = ConnectionInfo::plain(peer, CONNECT_TIMEOUT);
+        let serve = serve_with(Arc::clone(&broker), server, info, shutdown);
+        eprintln!("serve_with future: {}", std::mem::size_of_val(&serve));
+        eprintln!("Connection: {}", std::mem::size_of::<Connection>());
+        eprintln!("SessionHandle: {}", std::mem::size_of::<SessionHandle>());
+        eprintln!("SessionState: {}", std::mem::size_of::<crate::session::SessionState>());
+        eprintln!("Decoder: {}", std::mem::size_of::<Decoder>());
+        eprintln!("Sleep: {}", std::mem::size_of::<tokio::time::Sleep>());
+        eprintln!("Notified: {}", std::mem::size_of::<tokio::sync::futures::Notified<'static>>());
+        eprintln!("ConnectionInfo: {}", std::mem::size_of::<ConnectionInfo>());
+        eprintln!("TcpStream: {}", std::mem::size_of::<tokio::net::TcpStream>());
+        eprintln!("run: {}", size_of_output(run_of::<'static>));
+        eprintln!("flush: {}", size_of_output(flush_of::<'static>));
+        eprintln!("durable: {}", std::mem::size_of_val(&broker.durable(1)));
+        eprintln!("changed: {}", std::mem::size_of_val(&shutdown_rx().changed()));
+    }
+
+    fn shutdown_rx() -> &'static mut watch::Receiver<bool> {
+        Box::leak(Box::new(watch::channel(false).1))
+    }
+
+    fn size_of_output<A, F>(_: fn(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    type RunArgs<'a> = (
+        &'a mut Connection,
+        &'a mut tokio::net::TcpStream,
+        &'a mut BytesMut,
+        &'a mut Decoder,
+        &'a Notify,
+        &'a mut watch::Receiver<bool>,
+    );
+
+    fn run_of<'a>(a: RunArgs<'a>) -> impl std::future::Future<Output = End> + 'a
+    where
+        'a: 'a,
+    {
+        a.0.run(a.1, a.2, a.3, a.4, a.5)
+    }
+
+    fn flush_of<'a>(
+        a: (&'a mut Connection, &'a mut tokio::net::TcpStream),
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + 'a
+    where
+        'a: 'a,
+    {
+        a.0.flush(a.1)
     }
 }

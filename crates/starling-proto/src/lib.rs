@@ -29,7 +29,8 @@ pub use codec::{Decoder, Role};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, Packet, PacketType, PubAck, PubComp, PubRec, PubRel,
-    Publish, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
+    Publish, PublishRef, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
+    Unsubscribe, Will,
 };
 pub use property::{SubscriptionId, TopicAlias, UserProperty};
 pub use qos::{Delivery, PacketId, QoS};

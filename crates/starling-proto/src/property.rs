@@ -568,3 +568,67 @@ properties! {
         user_properties: Vec<UserProperty> = UserProperty,
     }
 }
+
+/// The properties of a PUBLISH that differ per receiver: a server forwards one
+/// message's [`PublishProperties`] to each subscriber with these set apart
+/// (see [`crate::packet::PublishRef`]), and copies nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishOverrides<'a> {
+    /// The Message Expiry Interval left [MQTT-3.3.2-6].
+    pub message_expiry_interval: Option<u32>,
+    /// The Topic Alias for this receiver.
+    pub topic_alias: Option<TopicAlias>,
+    /// The identifiers of this receiver's matching subscriptions [MQTT-3.3.4-3].
+    pub subscription_identifiers: &'a [SubscriptionId],
+}
+
+// The same fields in the same order as the macro's `encode` for
+// `PublishProperties`; a test in `packet::publish` holds them together.
+impl PublishProperties {
+    fn body_len_with(&self, o: &PublishOverrides<'_>) -> usize {
+        PropField::encoded_len(&self.payload_format_indicator)
+            + PropField::encoded_len(&o.message_expiry_interval)
+            + PropField::encoded_len(&o.topic_alias)
+            + PropField::encoded_len(&self.response_topic)
+            + PropField::encoded_len(&self.correlation_data)
+            + PropField::encoded_len(&self.user_properties)
+            + o.subscription_identifiers
+                .iter()
+                .map(|v| ID_LEN + v.encoded_len())
+                .sum::<usize>()
+            + PropField::encoded_len(&self.content_type)
+    }
+
+    /// Bytes of the Property Length and the properties, with `o` in place of
+    /// this struct's Message Expiry Interval, Topic Alias and Subscription
+    /// Identifiers.
+    pub(crate) fn encoded_len_with(&self, o: &PublishOverrides<'_>) -> usize {
+        let body = self.body_len_with(o);
+        varint_len(body) + body
+    }
+
+    /// Encodes the properties with `o` in place of this struct's Message
+    /// Expiry Interval, Topic Alias and Subscription Identifiers.
+    pub(crate) fn encode_with(&self, o: &PublishOverrides<'_>, buf: &mut BytesMut) {
+        put_varint(buf, self.body_len_with(o));
+        PropField::encode(
+            &self.payload_format_indicator,
+            PropertyId::PayloadFormatIndicator,
+            buf,
+        );
+        PropField::encode(
+            &o.message_expiry_interval,
+            PropertyId::MessageExpiryInterval,
+            buf,
+        );
+        PropField::encode(&o.topic_alias, PropertyId::TopicAlias, buf);
+        PropField::encode(&self.response_topic, PropertyId::ResponseTopic, buf);
+        PropField::encode(&self.correlation_data, PropertyId::CorrelationData, buf);
+        PropField::encode(&self.user_properties, PropertyId::UserProperty, buf);
+        for id in o.subscription_identifiers {
+            buf.put_u8(PropertyId::SubscriptionIdentifier as u8);
+            id.encode(buf);
+        }
+        PropField::encode(&self.content_type, PropertyId::ContentType, buf);
+    }
+}

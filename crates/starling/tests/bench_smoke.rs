@@ -42,10 +42,15 @@ impl Broker {
             )
             .expect("write the broker configuration");
             let out = fs::File::create(&log).expect("create the broker log");
+            // Its own store (persistence is on by default), empty.
+            let data = dir.join(format!("data-{port}"));
+            let _ = fs::remove_dir_all(&data);
+            fs::create_dir_all(&data).expect("create the store directory");
             let mut child = Command::new(BIN)
                 .arg("broker")
                 .arg("-c")
                 .arg(&conf)
+                .env("STARLING_DATA_DIR", &data)
                 .stdin(Stdio::null())
                 .stdout(out.try_clone().expect("clone the log"))
                 .stderr(out)

@@ -28,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_port, is_subscribed, tool, Peer, Scratch, HOST, WAIT};
+use common::{free_port, fresh_dir, is_subscribed, tool, Peer, Scratch, HOST, WAIT};
 
 /// Debian's chromium, which run.mjs drives (Playwright's own browsers cannot
 /// be downloaded here).
@@ -99,6 +99,10 @@ impl Broker {
                 .arg("-c")
                 .arg(&file)
                 .arg("-v")
+                .env(
+                    "STARLING_DATA_DIR",
+                    fresh_dir(scratch, &format!("data-{attempt}")),
+                )
                 .stdin(Stdio::null())
                 .stdout(out.try_clone().expect("clone the log"))
                 .stderr(out)

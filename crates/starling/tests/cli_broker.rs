@@ -19,11 +19,22 @@ fn free_port() -> u16 {
 
 /// A new, empty store directory for one broker (`STARLING_DATA_DIR`):
 /// persistence is on by default, and no two brokers may share a store.
-fn data_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("starling-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// Removed on drop.
+struct DataDir(std::path::PathBuf);
+
+impl DataDir {
+    fn new(name: &str) -> DataDir {
+        let dir = std::env::temp_dir().join(format!("starling-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        DataDir(dir)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
@@ -59,10 +70,11 @@ fn every_configuration_error_is_reported_with_its_line() {
         "bad.conf",
         "# a comment\nlistener 1883x\nmax_keepalive 70000\nno_such_directive 1\nautosave_interval 1800\n",
     );
+    let data = DataDir::new("bad-conf-data");
     let out = Command::new(BIN)
         .args(["broker", "-c"])
         .arg(&path)
-        .env("STARLING_DATA_DIR", data_dir("bad-conf-data"))
+        .env("STARLING_DATA_DIR", &data.0)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -85,9 +97,10 @@ fn every_configuration_error_is_reported_with_its_line() {
 #[test]
 fn serves_on_the_given_port_and_stops_on_sigterm() {
     let port = free_port();
+    let data = DataDir::new("sigterm-data");
     let child = Command::new(BIN)
         .args(["broker", "-p", &port.to_string()])
-        .env("STARLING_DATA_DIR", data_dir("sigterm-data"))
+        .env("STARLING_DATA_DIR", &data.0)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -142,9 +155,10 @@ fn serves_on_the_given_port_and_stops_on_sigterm() {
 fn the_toml_example_loads_and_runs() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../starling.toml");
     let port = free_port();
+    let data = DataDir::new("toml-data");
     let child = Command::new(BIN)
         .args(["broker", "-c", example, "-p", &port.to_string()])
-        .env("STARLING_DATA_DIR", data_dir("toml-data"))
+        .env("STARLING_DATA_DIR", &data.0)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_port, tool, Scratch, WAIT};
+use common::{free_port, fresh_dir, tool, Scratch, WAIT};
 use starling_broker::auth::password::PasswordFile;
 
 const STARLING: &str = env!("CARGO_BIN_EXE_starling");
@@ -88,7 +88,10 @@ impl BrokerProcess {
         let out = fs::File::create(&log).unwrap();
         let mut command = if starling {
             let mut c = Command::new(STARLING);
-            c.arg("broker");
+            c.arg("broker").env(
+                "STARLING_DATA_DIR",
+                fresh_dir(scratch, &format!("data-{port}")),
+            );
             c
         } else {
             Command::new(tool("mosquitto"))

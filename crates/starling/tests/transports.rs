@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_port, tool, Finished, Peer, Scratch, HOST};
+use common::{free_port, fresh_dir, tool, Finished, Peer, Scratch, HOST};
 use pki::{Issued, Pki};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -53,6 +53,10 @@ impl Starling {
                 .arg("-c")
                 .arg(&file)
                 .arg("-v")
+                .env(
+                    "STARLING_DATA_DIR",
+                    fresh_dir(&scratch, &format!("data-{attempt}")),
+                )
                 .stdin(Stdio::null())
                 .stdout(out.try_clone().expect("clone the log"))
                 .stderr(out)
@@ -507,7 +511,13 @@ fn an_unusable_certificate_stops_the_start() {
         "-c".to_string(),
         conf.display().to_string(),
     ];
-    let finished = Peer::spawn(Path::new(env!("CARGO_BIN_EXE_starling")), &args).wait();
+    let data = fresh_dir(&scratch, "data");
+    let finished = Peer::spawn_env(
+        Path::new(env!("CARGO_BIN_EXE_starling")),
+        &args,
+        &[("STARLING_DATA_DIR", data.as_os_str())],
+    )
+    .wait();
     assert!(!finished.status.success(), "{finished}");
     let said = finished.stderr.join("\n");
     assert!(

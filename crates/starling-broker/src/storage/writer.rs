@@ -90,6 +90,44 @@ struct Pending {
     /// Sequence number of the last op pushed.
     last: u64,
     closing: bool,
+    /// The first sequence number of each open [`Group`]: the writer takes
+    /// nothing from there on until the group ends.
+    open: Vec<u64>,
+}
+
+impl Pending {
+    /// How many ops, from the front, the writer may take now.
+    fn takeable(&self) -> usize {
+        let first = self.last + 1 - self.ops.len() as u64;
+        match self.open.iter().min() {
+            Some(&start) if !self.closing => (start.saturating_sub(first) as usize).min(self.ops.len()),
+            _ => self.ops.len(),
+        }
+    }
+}
+
+/// Ops pushed while a group is open (by its holder, and by anyone else
+/// meanwhile) are committed in one batch, never split by a commit: what must
+/// be stored together, or not at all, is pushed inside one. A QoS 2 PUBLISH
+/// is: its packet identifier and its copies in the queues it was routed to
+/// (otherwise a crash between them either loses the message, the resend being
+/// taken for a duplicate, or delivers it twice).
+#[derive(Debug)]
+pub struct Group<'a> {
+    persistence: &'a Persistence,
+    start: u64,
+}
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.persistence.shared.pending.lock();
+        if let Some(i) = pending.open.iter().position(|&s| s == self.start) {
+            pending.open.swap_remove(i);
+        }
+        if pending.takeable() > 0 {
+            self.persistence.shared.wake.notify_one();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -158,6 +196,17 @@ impl Persistence {
             self.shared.wake.notify_one();
         }
         seq
+    }
+
+    /// Opens a [`Group`]: ops pushed until it is dropped are committed together.
+    pub fn group(&self) -> Group<'_> {
+        let mut pending = self.shared.pending.lock();
+        let start = pending.last + 1;
+        pending.open.push(start);
+        Group {
+            persistence: self,
+            start,
+        }
     }
 
     /// The sequence number of the last op pushed, by anyone.
@@ -230,7 +279,7 @@ impl Shared {
             let (ops, seq, closing) = {
                 let mut pending = self.pending.lock();
                 loop {
-                    if !pending.ops.is_empty() || pending.closing {
+                    if pending.takeable() > 0 || pending.closing {
                         break;
                     }
                     if !carried.is_empty() {
@@ -249,11 +298,14 @@ impl Shared {
                         None => self.wake.wait(&mut pending),
                     }
                 }
-                (
-                    std::mem::take(&mut pending.ops),
-                    pending.last,
-                    pending.closing,
-                )
+                let take = pending.takeable();
+                let taken_last = pending.last - (pending.ops.len() - take) as u64;
+                let ops: Vec<Op> = if take == pending.ops.len() {
+                    std::mem::take(&mut pending.ops)
+                } else {
+                    pending.ops.drain(..take).collect()
+                };
+                (ops, taken_last, pending.closing)
             };
             self.translate(ops, &mut carried);
             carried_seq = carried_seq.max(seq);

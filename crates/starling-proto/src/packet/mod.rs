@@ -13,7 +13,7 @@ use std::fmt;
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use connect::{ConnAck, Connect, Will};
-pub use publish::{PubAck, PubComp, PubRec, PubRel, Publish};
+pub use publish::{PubAck, PubComp, PubRec, PubRel, Publish, PublishRef};
 pub use subscribe::{
     RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };

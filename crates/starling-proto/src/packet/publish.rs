@@ -5,12 +5,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::PacketType;
-use crate::property::{AckProperties, PublishProperties};
+use crate::property::{AckProperties, PublishOverrides, PublishProperties};
 use crate::qos::{Delivery, PacketId, QoS};
 use crate::reason::ReasonCode;
 use crate::topic::{TopicError, TopicName};
 use crate::version::ProtocolVersion;
-use crate::wire::Reader;
+use crate::wire::{put_varint, varint_len, Reader, VARINT_MAX};
 
 /// A PUBLISH packet. Topic and payload share the buffer the packet was decoded
 /// from: decoding copies neither.
@@ -129,6 +129,99 @@ impl Publish {
             self.properties.encode(buf);
         }
         buf.put_slice(&self.payload);
+    }
+}
+
+/// A PUBLISH made of borrowed parts, for a server that forwards one message to
+/// many subscribers: every receiver shares the message's topic, payload and
+/// properties, and only what differs per receiver is set apart
+/// ([`PublishOverrides`]). Encodes exactly as the [`Publish`] that
+/// [`PublishRef::to_publish`] returns, with no copy and no reference count
+/// touched.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishRef<'a> {
+    /// Whether this is a re-delivery; never set on QoS 0 [MQTT-3.3.1-2].
+    pub dup: bool,
+    /// The QoS and, for QoS 1 and 2, the packet identifier.
+    pub delivery: Delivery,
+    /// The RETAIN flag.
+    pub retain: bool,
+    /// The topic; empty only in a v5 PUBLISH that carries a Topic Alias.
+    pub topic: &'a TopicName,
+    /// The application message.
+    pub payload: &'a Bytes,
+    /// The message's v5 properties, but for those in `overrides`.
+    pub properties: &'a PublishProperties,
+    /// The v5 properties that differ per receiver.
+    pub overrides: PublishOverrides<'a>,
+}
+
+impl PublishRef<'_> {
+    /// The QoS level.
+    pub fn qos(&self) -> QoS {
+        self.delivery.qos()
+    }
+
+    fn body_len(&self, version: ProtocolVersion) -> usize {
+        let mut len = 2 + self.topic.as_str().len() + self.payload.len();
+        if self.delivery.packet_id().is_some() {
+            len += 2;
+        }
+        if version.is_v5() {
+            len += self.properties.encoded_len_with(&self.overrides);
+        }
+        len
+    }
+
+    /// The number of bytes [`PublishRef::encode`] writes for `version`.
+    pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
+        let body = self.body_len(version);
+        1 + varint_len(body) + body
+    }
+
+    /// Encodes the PUBLISH for `version` at the end of `buf`, as
+    /// [`crate::Packet::encode`] encodes [`PublishRef::to_publish`].
+    pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        if self.topic.as_str().is_empty()
+            && !(version.is_v5() && self.overrides.topic_alias.is_some())
+        {
+            return Err(EncodeError::Refused(DecodeError::EmptyTopicWithoutAlias));
+        }
+        self.properties.check()?;
+        let body = self.body_len(version);
+        if body > VARINT_MAX as usize {
+            return Err(EncodeError::TooLarge(body));
+        }
+        buf.reserve(1 + varint_len(body) + body);
+        let dup = self.dup && self.qos() != QoS::AtMostOnce;
+        let flags = (u8::from(dup) << 3) | (self.qos().as_u8() << 1) | u8::from(self.retain);
+        buf.put_u8(((PacketType::Publish as u8) << 4) | flags);
+        put_varint(buf, body);
+        crate::wire::put_string(buf, self.topic.as_mqtt_string());
+        if let Some(id) = self.delivery.packet_id() {
+            buf.put_u16(id.get());
+        }
+        if version.is_v5() {
+            self.properties.encode_with(&self.overrides, buf);
+        }
+        buf.put_slice(self.payload);
+        Ok(())
+    }
+
+    /// The same PUBLISH, owned.
+    pub fn to_publish(&self) -> Publish {
+        let mut properties = self.properties.clone();
+        properties.message_expiry_interval = self.overrides.message_expiry_interval;
+        properties.topic_alias = self.overrides.topic_alias;
+        properties.subscription_identifiers = self.overrides.subscription_identifiers.to_vec();
+        Publish {
+            dup: self.dup,
+            delivery: self.delivery,
+            retain: self.retain,
+            topic: self.topic.clone(),
+            payload: self.payload.clone(),
+            properties,
+        }
     }
 }
 
@@ -253,5 +346,86 @@ fn encode_response(
     }
     if len > 3 {
         properties.encode(buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::Packet;
+    use crate::property::{SubscriptionId, TopicAlias, UserProperty};
+    use crate::string::MqttString;
+
+    fn encoded(publish: &PublishRef<'_>, version: ProtocolVersion) -> BytesMut {
+        let mut buf = BytesMut::new();
+        publish.encode(version, &mut buf).unwrap();
+        assert_eq!(buf.len(), publish.encoded_len(version));
+        buf
+    }
+
+    #[test]
+    fn publish_ref_encodes_as_the_owned_publish() {
+        let topic = TopicName::from_static("a/b");
+        let empty = TopicName::empty();
+        let payload = Bytes::from_static(b"payload");
+        let properties = PublishProperties {
+            payload_format_indicator: Some(true),
+            // Replaced by the overrides, as are the alias and identifiers.
+            message_expiry_interval: Some(99),
+            topic_alias: TopicAlias::new(9),
+            response_topic: Some(TopicName::from_static("r")),
+            correlation_data: Some(Bytes::from_static(b"c")),
+            user_properties: vec![UserProperty {
+                name: MqttString::from_static("k"),
+                value: MqttString::from_static("v"),
+            }],
+            subscription_identifiers: vec![SubscriptionId::new(7).unwrap()],
+            content_type: Some(MqttString::from_static("text/plain")),
+        };
+        let ids = [
+            SubscriptionId::new(1).unwrap(),
+            SubscriptionId::new(300).unwrap(),
+        ];
+        let id = PacketId::new(5).unwrap();
+        for (topic, overrides) in [
+            (&topic, PublishOverrides::default()),
+            (
+                &topic,
+                PublishOverrides {
+                    message_expiry_interval: Some(10),
+                    topic_alias: None,
+                    subscription_identifiers: &ids,
+                },
+            ),
+            (
+                &empty,
+                PublishOverrides {
+                    message_expiry_interval: None,
+                    topic_alias: TopicAlias::new(3),
+                    subscription_identifiers: &ids[..1],
+                },
+            ),
+        ] {
+            for delivery in [Delivery::AtMostOnce, Delivery::ExactlyOnce(id)] {
+                let publish = PublishRef {
+                    dup: true,
+                    delivery,
+                    retain: true,
+                    topic,
+                    payload: &payload,
+                    properties: &properties,
+                    overrides,
+                };
+                let owned = Packet::Publish(publish.to_publish());
+                for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+                    if topic.as_str().is_empty() && !version.is_v5() {
+                        continue;
+                    }
+                    let mut expected = BytesMut::new();
+                    owned.encode(version, &mut expected).unwrap();
+                    assert_eq!(encoded(&publish, version), expected, "{version:?}");
+                }
+            }
+        }
     }
 }

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod raw;
+pub(crate) mod restartable;
 pub(crate) mod tools;
 
 use std::collections::HashMap;
@@ -100,6 +102,15 @@ impl Drop for Scratch {
     }
 }
 
+/// `name` under `scratch` as a new, empty directory: a broker's store
+/// directory (`STARLING_DATA_DIR`), so that no two brokers share a store.
+pub(crate) fn fresh_dir(scratch: &Scratch, name: &str) -> PathBuf {
+    let dir = scratch.path(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
 /// A port of 127.0.0.1 that was free a moment ago: bound, read and released.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -162,7 +173,12 @@ impl Broker {
                 BrokerKind::Mosquitto => Command::new(tool("mosquitto")),
             };
             if kind == BrokerKind::Starling {
-                command.arg("broker");
+                // Its own store (persistence is on by default): no state from
+                // another test, nor from an earlier attempt, is restored.
+                command.arg("broker").env(
+                    "STARLING_DATA_DIR",
+                    fresh_dir(&scratch, &format!("data-{attempt}")),
+                );
             }
             command
                 .args(["-p", &port.to_string(), "-v"])
@@ -297,6 +313,16 @@ pub(crate) struct Finished {
 impl Peer {
     /// Starts `program` with `args`.
     pub(crate) fn spawn<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Peer {
+        Peer::spawn_env(program, args, &[])
+    }
+
+    /// Starts `program` with `args` and the environment variables `envs`
+    /// added to the test's.
+    pub(crate) fn spawn_env<S: AsRef<OsStr>>(
+        program: &Path,
+        args: &[S],
+        envs: &[(&str, &OsStr)],
+    ) -> Peer {
         let label = std::iter::once(program.as_os_str())
             .chain(args.iter().map(AsRef::as_ref))
             .map(|arg| arg.to_string_lossy().into_owned())
@@ -304,6 +330,7 @@ impl Peer {
             .join(" ");
         let mut child = Command::new(program)
             .args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

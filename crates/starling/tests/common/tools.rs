@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::{free_port, tool, Scratch, POLL, WAIT};
+use super::{free_port, fresh_dir, tool, Scratch, POLL, WAIT};
 
 /// The `starling` binary under test.
 pub(crate) const STARLING: &str = env!("CARGO_BIN_EXE_starling");
@@ -45,7 +45,9 @@ impl Broker {
         let port = free_port();
         let scratch = Scratch::new("starling-broker");
         let mut command = Command::new(STARLING);
-        command.args(["broker", "-p", &port.to_string()]);
+        command
+            .args(["broker", "-p", &port.to_string()])
+            .env("STARLING_DATA_DIR", fresh_dir(&scratch, "data"));
         Broker::spawn(Kind::Starling, port, command, scratch)
     }
 
@@ -59,7 +61,11 @@ impl Broker {
             format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n"),
         );
         let mut command = Command::new(STARLING);
-        command.arg("broker").arg("-c").arg(conf);
+        command
+            .arg("broker")
+            .arg("-c")
+            .arg(conf)
+            .env("STARLING_DATA_DIR", fresh_dir(&scratch, "data"));
         Broker::spawn(Kind::Starling, port, command, scratch)
     }
 
