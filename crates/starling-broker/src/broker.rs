@@ -249,6 +249,10 @@ impl Broker {
 
     /// A broker with `config` and the password and ACL files already loaded.
     pub fn with_auth(config: Config, auth: AuthState) -> Arc<Broker> {
+        Broker::build(config, auth, None)
+    }
+
+    fn build(config: Config, auth: AuthState, persistence: Option<Persistence>) -> Arc<Broker> {
         Arc::new(Broker {
             auth: Auth::new(auth, &config),
             config,
@@ -259,7 +263,7 @@ impl Broker {
             next_id: AtomicU64::new(1),
             started: Instant::now(),
             tls: Default::default(),
-            persistence: None,
+            persistence,
         })
     }
 
@@ -277,18 +281,7 @@ impl Broker {
     ) -> Arc<Broker> {
         let persistence =
             Persistence::start(store, config.storage.durability, snapshot.next_message_id);
-        let broker = Arc::new(Broker {
-            auth: Auth::new(auth, &config),
-            config,
-            router: RwLock::new(Router::new()),
-            retained: RwLock::new(RetainedStore::new()),
-            sessions: Mutex::new(HashMap::new()),
-            stats: Stats::default(),
-            next_id: AtomicU64::new(1),
-            started: Instant::now(),
-            tls: Default::default(),
-            persistence: Some(persistence),
-        });
+        let broker = Broker::build(config, auth, Some(persistence));
         broker.restore(snapshot);
         broker
     }

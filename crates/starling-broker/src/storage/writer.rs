@@ -610,15 +610,12 @@ impl Clock {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
-
     use bytes::Bytes;
     use starling_proto::property::PublishProperties;
     use starling_proto::{QoS, TopicName};
 
     use super::*;
-    use crate::storage::tests::session;
-    use crate::storage::{MemoryStore, Snapshot};
+    use crate::storage::MemoryStore;
 
     fn message(payload: &'static str) -> Arc<Message> {
         Arc::new(Message {
@@ -650,32 +647,6 @@ mod tests {
 
     fn pid(n: u16) -> PacketId {
         PacketId::new(n).unwrap()
-    }
-
-    /// A store that fails while `full` is set, as a full disk does.
-    #[derive(Debug, Default)]
-    struct Flaky {
-        inner: MemoryStore,
-        full: AtomicBool,
-    }
-
-    impl Store for Flaky {
-        fn apply(&self, batch: &[Change]) -> Result<(), StoreError> {
-            if self.full.load(Ordering::SeqCst) {
-                return Err(StoreError::Full {
-                    path: "flaky".into(),
-                });
-            }
-            self.inner.apply(batch)
-        }
-
-        fn sync(&self) -> Result<(), StoreError> {
-            Ok(())
-        }
-
-        fn load(&self, now: SystemTime) -> Result<Snapshot, StoreError> {
-            self.inner.load(now)
-        }
     }
 
     fn translated(ops: Vec<Op>) -> Vec<Change> {
@@ -754,29 +725,27 @@ mod tests {
         assert_eq!(out[3], Change::Dequeue(client(), MessageId(42)));
     }
 
-    #[tokio::test]
-    async fn a_failing_store_refuses_then_recovers_with_nothing_lost() {
-        let store = Arc::new(Flaky::default());
-        let writer = Persistence::start(store.clone(), Durability::Sync, MessageId(1));
-        let m = message("kept");
-        writer.push(Op::Session(Box::new(session("c"))));
-        store.full.store(true, Ordering::SeqCst);
-        let seq = writer.push(Op::Changes(
-            client(),
-            vec![SessionChange::Enqueued(delivery(&m))],
-        ));
-        // Not acknowledged while the store cannot take it.
-        let waited = tokio::time::timeout(RETRY * 2, writer.durable(seq)).await;
-        assert!(waited.is_err(), "durable before it was written");
-        assert_eq!(writer.failing(), Some(ReasonCode::QUOTA_EXCEEDED));
-        store.full.store(false, Ordering::SeqCst);
-        tokio::time::timeout(RETRY * 4, writer.durable(seq))
-            .await
-            .expect("written once the store has room");
-        assert_eq!(writer.failing(), None);
-        let snapshot = store.load(SystemTime::now()).unwrap();
-        assert_eq!(snapshot.sessions[0].queue.len(), 1);
-        assert_eq!(snapshot.messages[0].1.payload, Bytes::from_static(b"kept"));
-        assert!(writer.stats().failures.load(Ordering::Relaxed) >= 1);
+    #[test]
+    fn the_writer_never_takes_part_of_an_open_group() {
+        let op = || Op::EndSession(client());
+        let mut pending = Pending::default();
+        for _ in 0..3 {
+            pending.ops.push(op());
+            pending.last += 1;
+        }
+        // A group opened after op 3: ops 4 and 5 belong to it.
+        pending.open.push(4);
+        for _ in 0..2 {
+            pending.ops.push(op());
+            pending.last += 1;
+        }
+        assert_eq!(pending.takeable(), 3, "everything before the group");
+        pending.ops.drain(..3);
+        assert_eq!(pending.takeable(), 0, "nothing of the open group");
+        pending.open.clear();
+        assert_eq!(pending.takeable(), 2, "the whole group once it ends");
+        pending.open.push(6);
+        pending.closing = true;
+        assert_eq!(pending.takeable(), 2, "at shutdown, everything");
     }
 }
