@@ -369,8 +369,15 @@ impl Broker {
                 self.arm_expiry(&session, 0, after);
             }
         }
+        // Due while the broker was down: published now, to the sessions just
+        // restored [MQTT-3.1.3-9].
+        let wills = snapshot.expired_wills.len();
+        for will in snapshot.expired_wills {
+            self.publish(Arc::new(will_from_store(will, clock.instant)));
+        }
         tracing::info!(
-            "Restored {sessions} sessions and {} retained messages from the store.",
+            "Restored {sessions} sessions and {} retained messages from the store; \
+             published {wills} wills of sessions that expired meanwhile.",
             snapshot.retained.len()
         );
     }

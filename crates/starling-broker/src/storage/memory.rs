@@ -69,7 +69,7 @@ impl Store for MemoryStore {
 
     fn load(&self, now: SystemTime) -> Result<Snapshot, StoreError> {
         let mut state = self.state.lock();
-        state.expire(now);
+        let expired_wills = state.expire(now);
         let sessions = state
             .sessions
             .values()
@@ -98,6 +98,7 @@ impl Store for MemoryStore {
                 .collect(),
             sessions,
             next_message_id,
+            expired_wills,
         })
     }
 }
@@ -213,7 +214,8 @@ impl State {
         }
     }
 
-    fn expire(&mut self, now: SystemTime) {
+    /// Removes what expired at `now`; returns the wills of the sessions that did.
+    fn expire(&mut self, now: SystemTime) -> Vec<super::StoredWill> {
         let mut unreferenced = Vec::new();
         let expired: Vec<MqttString> = self
             .sessions
@@ -221,7 +223,15 @@ impl State {
             .filter(|s| s.session.is_expired(now))
             .map(|s| s.session.client_id.clone())
             .collect();
+        let mut wills = Vec::new();
         for client in expired {
+            if let Some(will) = self
+                .sessions
+                .get(&client)
+                .and_then(|s| s.session.will.clone())
+            {
+                wills.push(will);
+            }
             self.apply(&Change::RemoveSession(client), &mut unreferenced);
         }
         let stale: BTreeSet<MessageId> = self
@@ -246,6 +256,7 @@ impl State {
         }
         unreferenced.extend(self.messages.keys().copied());
         self.collect(unreferenced);
+        wills
     }
 }
 

@@ -239,6 +239,9 @@ pub struct Snapshot {
     pub sessions: Vec<LoadedSession>,
     /// The first message id the broker may assign.
     pub next_message_id: MessageId,
+    /// The wills of sessions that expired while the broker was down: they
+    /// were due by then, and are published at start-up.
+    pub expired_wills: Vec<StoredWill>,
 }
 
 impl Default for MessageId {

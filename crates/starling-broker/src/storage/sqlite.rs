@@ -322,11 +322,14 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.failed(e))?;
-        expire(&tx, millis(now)).map_err(|e| self.failed(e))?;
-        let snapshot = read(&tx).map_err(|e| match e {
+        let reading = |e| match e {
             ReadError::Sql(e) => self.failed(e),
             ReadError::Invalid(reason) => self.corrupt(reason),
-        })?;
+        };
+        let expired_wills = expired_wills(&tx, millis(now)).map_err(reading)?;
+        expire(&tx, millis(now)).map_err(|e| self.failed(e))?;
+        let mut snapshot = read(&tx).map_err(reading)?;
+        snapshot.expired_wills = expired_wills;
         tx.commit().map_err(|e| self.failed(e))?;
         Ok(snapshot)
     }
@@ -519,6 +522,39 @@ fn put_session(tx: &Transaction<'_>, s: &StoredSession) -> rusqlite::Result<()> 
 /// queued and retained messages past their Message Expiry, and messages
 /// nothing refers to. In-flight messages stay: their flow was started and is
 /// completed whatever their expiry.
+/// The will in columns `first..first + 6` of a `sessions` row (topic, payload,
+/// QoS, retain, properties, delay), if it has one.
+fn will(r: &Row<'_>, client: &str, first: usize) -> Result<Option<StoredWill>, ReadError> {
+    let Some(topic) = r.get::<_, Option<String>>(first)? else {
+        return Ok(None);
+    };
+    Ok(Some(StoredWill {
+        topic: topic_name(topic)?,
+        payload: Bytes::from(r.get::<_, Vec<u8>>(first + 1)?),
+        qos: qos(r.get(first + 2)?)?,
+        retain: r.get(first + 3)?,
+        properties: blob::decode_properties(&r.get::<_, Vec<u8>>(first + 4)?)
+            .map_err(|e| ReadError::Invalid(format!("will of {client}: {e}")))?,
+        delay: duration(r.get(first + 5)?),
+    }))
+}
+
+/// The wills of the sessions that expired at `now` (they were due by then).
+fn expired_wills(tx: &Transaction<'_>, now: i64) -> Result<Vec<StoredWill>, ReadError> {
+    let mut stmt = tx.prepare(
+        "SELECT client_id, will_topic, will_payload, will_qos, will_retain, will_properties,
+         will_delay FROM sessions WHERE will_topic IS NOT NULL AND expiry IS NOT NULL
+         AND disconnected_at IS NOT NULL AND disconnected_at + expiry <= ?1",
+    )?;
+    let mut rows = stmt.query([now])?;
+    let mut wills = Vec::new();
+    while let Some(r) = rows.next()? {
+        let client: String = r.get(0)?;
+        wills.extend(will(r, &client, 1)?);
+    }
+    Ok(wills)
+}
+
 fn expire(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<()> {
     tx.execute(
         "DELETE FROM sessions WHERE expiry IS NOT NULL AND disconnected_at IS NOT NULL
@@ -595,18 +631,7 @@ fn read(tx: &Transaction<'_>) -> Result<Snapshot, ReadError> {
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let client: String = r.get(0)?;
-        let will = match r.get::<_, Option<String>>(3)? {
-            None => None,
-            Some(topic) => Some(StoredWill {
-                topic: topic_name(topic)?,
-                payload: Bytes::from(r.get::<_, Vec<u8>>(4)?),
-                qos: qos(r.get(5)?)?,
-                retain: r.get(6)?,
-                properties: blob::decode_properties(&r.get::<_, Vec<u8>>(7)?)
-                    .map_err(|e| ReadError::Invalid(format!("will of {client}: {e}")))?,
-                delay: duration(r.get(8)?),
-            }),
-        };
+        let will = will(r, &client, 3)?;
         let session = StoredSession {
             client_id: mqtt_string(client.clone())?,
             expiry: match r.get::<_, Option<i64>>(1)? {

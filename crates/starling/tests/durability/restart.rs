@@ -38,6 +38,7 @@ with_both_stops!(
     a_delayed_will_is_published_after_the_restart,
     an_expired_session_is_gone_after_the_restart,
     an_expired_message_is_dropped_after_the_restart,
+    the_will_of_a_session_that_expired_while_down_is_published,
 );
 
 /// A retained message survives the restart [MQTT-3.3.1-5] with its MQTT 5.0
@@ -546,6 +547,45 @@ fn a_delayed_will_is_published_after_the_restart(stop: Stop) {
     assert!(
         messages.is_empty(),
         "after {stop}: a will came more than once: {:?}",
+        payloads(&messages)
+    );
+    sub.disconnect();
+}
+
+/// A session that ended while the broker was down (its expiry, 2 s, passed
+/// during a 3 s downtime, before its will delay of 60 s): its will was due
+/// when the session ended [MQTT-3.1.3-9], so it is published at the restart,
+/// once; the session itself is gone.
+fn the_will_of_a_session_that_expired_while_down_is_published(stop: Stop) {
+    let mut broker = Starling::new("expired-will", "").started();
+    let port = broker.port();
+    let sub_login = Login::v5("ew-sub").persistent();
+    let (mut sub, _) = Raw::connect(port, sub_login.clone());
+    sub.subscribe_one("ew/t", QoS::AtLeastOnce);
+    sub.disconnect();
+    let mut last_will = will("ew/t", "expired meanwhile", QoS::AtLeastOnce);
+    last_will.properties = WillProperties {
+        will_delay_interval: Some(60),
+        ..Default::default()
+    };
+    let owner = Login::v5("ew-owner").clean(false).session_expiry(2).will(last_will);
+    let (conn, _) = Raw::connect(port, owner.clone());
+    conn.drop_connection();
+    broker.wait_log("Client ew-owner closed its connection.");
+    broker.stop(stop);
+    thread::sleep(Duration::from_secs(3));
+    broker.start();
+    let mut sub = resume(port, sub_login, stop);
+    let got = sub.expect_message("the will of the session that expired while the broker was down");
+    assert_eq!(text(&got), "expired meanwhile", "after {stop}");
+    let (again, connack) = Raw::connect(port, owner.clean(false));
+    assert!(!connack.session_present, "after {stop}: the expired session is gone");
+    again.disconnect();
+    publish_marker(port, "ew/t", QoS::AtLeastOnce);
+    let (messages, _) = sub.messages_until(b"marker");
+    assert!(
+        messages.is_empty(),
+        "after {stop}: the will came more than once: {:?}",
         payloads(&messages)
     );
     sub.disconnect();
