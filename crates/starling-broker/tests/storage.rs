@@ -189,6 +189,7 @@ fn everything() -> (Vec<Change>, Snapshot) {
             incoming_qos2: vec![pid(5), pid(300)],
         }],
         next_message_id: MessageId(4),
+        expired_wills: Vec::new(),
     };
     (batch, snapshot)
 }
