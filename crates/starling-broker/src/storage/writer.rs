@@ -275,16 +275,26 @@ impl Shared {
         let mut carried_seq = 0;
         let mut failed_closing = 0;
         let mut last_compact = Instant::now();
+        // After a failed batch: when to try it again.
+        let mut retry_at: Option<Instant> = None;
         loop {
             let (ops, seq, closing) = {
                 let mut pending = self.pending.lock();
                 loop {
-                    if pending.takeable() > 0 || pending.closing {
+                    if pending.closing {
                         break;
                     }
-                    if !carried.is_empty() {
-                        // Failing: wait a little, then try the batch again.
-                        self.wake.wait_for(&mut pending, RETRY);
+                    if let Some(at) = retry_at {
+                        // Failing: the batch is tried again every RETRY, however
+                        // much comes in meanwhile.
+                        let left = at.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        self.wake.wait_for(&mut pending, left);
+                        continue;
+                    }
+                    if pending.takeable() > 0 {
                         break;
                     }
                     match periodic.filter(|_| unsynced) {
@@ -322,6 +332,7 @@ impl Shared {
                         self.stats.max_commit_us.fetch_max(took, Ordering::Relaxed);
                         carried.clear();
                         unsynced = true;
+                        retry_at = None;
                         if self.failing.swap(0, Ordering::Relaxed) != 0 {
                             tracing::warn!(
                                 "The store can be written again; accepting QoS 1 and 2 messages."
@@ -329,6 +340,7 @@ impl Shared {
                         }
                     }
                     Err(e) => {
+                        retry_at = Some(Instant::now() + RETRY);
                         self.stats.failures.fetch_add(1, Ordering::Relaxed);
                         let code = match e {
                             StoreError::Full { .. } => ReasonCode::QUOTA_EXCEEDED,
