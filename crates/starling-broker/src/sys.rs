@@ -49,9 +49,7 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
             Stats::get(&b.stats.bytes_sent),
             Stats::get(&b.stats.clients_connected),
             b.persistence().map_or(0, |p| {
-                p.stats()
-                    .changes
-                    .load(std::sync::atomic::Ordering::Relaxed)
+                p.stats().changes.load(std::sync::atomic::Ordering::Relaxed)
             }),
         ]
     };
@@ -155,7 +153,10 @@ fn publish_all(broker: &Broker, loads: &[Load; 6]) {
                 "store/commit/last".into(),
                 get(&st.last_commit_us).to_string(),
             ),
-            ("store/commit/max".into(), get(&st.max_commit_us).to_string()),
+            (
+                "store/commit/max".into(),
+                get(&st.max_commit_us).to_string(),
+            ),
             (
                 "store/failing".into(),
                 u8::from(persistence.failing().is_some()).to_string(),

@@ -64,7 +64,14 @@ async fn a_restart_keeps_sessions_subscriptions_queues_and_retained_messages() {
     disconnect(sub).await;
     let mut publisher = connected(&broker, V5, "pub").await;
     for (i, payload) in ["one", "two", "three"].into_iter().enumerate() {
-        send_message(&mut publisher, "keep/a", payload, QoS::AtLeastOnce, i as u16 + 1).await;
+        send_message(
+            &mut publisher,
+            "keep/a",
+            payload,
+            QoS::AtLeastOnce,
+            i as u16 + 1,
+        )
+        .await;
     }
     publish_flow(
         &mut publisher,
@@ -147,7 +154,12 @@ async fn a_qos2_publish_sent_again_after_a_restart_is_delivered_once() {
     disconnect(sub).await;
     let (mut publisher, _) = accepted(&broker, persistent(V5, "q2-pub", 3600)).await;
     publisher
-        .send(Packet::Publish(publish("q2/x", "exactly", QoS::ExactlyOnce, 9)))
+        .send(Packet::Publish(publish(
+            "q2/x",
+            "exactly",
+            QoS::ExactlyOnce,
+            9,
+        )))
         .await;
     match publisher.recv().await {
         Some(Packet::PubRec(rec)) => assert_eq!(rec.packet_id, pid(9)),
@@ -211,12 +223,19 @@ async fn a_store_that_cannot_be_written_refuses_qos1_and_2_and_recovers() {
     assert_eq!(code, ReasonCode::QUOTA_EXCEEDED);
     send_message(&mut publisher, "full/c", "qos0", QoS::AtMostOnce, 0).await;
     let p = watcher.expect_publish().await;
-    assert_eq!(text(&p), "qos0", "QoS 0 still flows; the refused ones were not routed");
+    assert_eq!(
+        text(&p),
+        "qos0",
+        "QoS 0 still flows; the refused ones were not routed"
+    );
     let mut old = connected(&broker, ProtocolVersion::V3_1_1, "old").await;
     old.send(Packet::Publish(publish("full/d", "x", QoS::AtLeastOnce, 1)))
         .await;
     let seen = old.expect_closed().await;
-    assert!(seen.is_empty(), "3.1.1 gets no PUBACK, it is disconnected: {seen:?}");
+    assert!(
+        seen.is_empty(),
+        "3.1.1 gets no PUBACK, it is disconnected: {seen:?}"
+    );
 
     disk.full.store(false, Ordering::SeqCst);
     let deadline = Deadline::start("the store to recover");
@@ -259,7 +278,13 @@ async fn sys_reports_the_store() {
         topics.insert(p.topic.as_str().to_owned());
     }
     for name in [
-        "bytes", "batches", "changes", "failures", "commit/last", "commit/max", "failing",
+        "bytes",
+        "batches",
+        "changes",
+        "failures",
+        "commit/last",
+        "commit/max",
+        "failing",
     ] {
         assert!(
             topics.contains(&format!("$SYS/broker/store/{name}")),

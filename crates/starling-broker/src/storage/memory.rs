@@ -108,9 +108,7 @@ impl State {
         let row = self.next_row;
         match change {
             Change::PutMessage(id, message) => {
-                self.messages
-                    .entry(*id)
-                    .or_insert_with(|| message.clone());
+                self.messages.entry(*id).or_insert_with(|| message.clone());
             }
             Change::PutRetained(topic, id) => {
                 *self.refs.entry(*id).or_default() += 1;

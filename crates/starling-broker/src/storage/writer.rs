@@ -100,7 +100,9 @@ impl Pending {
     fn takeable(&self) -> usize {
         let first = self.last + 1 - self.ops.len() as u64;
         match self.open.iter().min() {
-            Some(&start) if !self.closing => (start.saturating_sub(first) as usize).min(self.ops.len()),
+            Some(&start) if !self.closing => {
+                (start.saturating_sub(first) as usize).min(self.ops.len())
+            }
             _ => self.ops.len(),
         }
     }
@@ -368,8 +370,7 @@ impl Shared {
             }
             // The batch is applied: whoever waits on it may go on.
             self.durable.send_replace(carried_seq);
-            if periodic.is_some_and(|every| last_sync.elapsed() >= every) || (closing && unsynced)
-            {
+            if periodic.is_some_and(|every| last_sync.elapsed() >= every) || (closing && unsynced) {
                 if let Err(e) = self.store.sync() {
                     tracing::error!("Error: {e}");
                 }
@@ -429,10 +430,8 @@ impl Shared {
                         match change {
                             SessionChange::Enqueued(d) => {
                                 let id = id_of(&d.message, &mut batch);
-                                let at = batch.push(Change::Enqueue(
-                                    client.clone(),
-                                    stored_delivery(id, d),
-                                ));
+                                let at = batch
+                                    .push(Change::Enqueue(client.clone(), stored_delivery(id, d)));
                                 batch.queued.insert((client.clone(), id), at);
                             }
                             SessionChange::Dequeued(m) => {
@@ -662,11 +661,8 @@ mod tests {
     }
 
     fn translated(ops: Vec<Op>) -> Vec<Change> {
-        let writer = Persistence::start(
-            Arc::new(MemoryStore::new()),
-            Durability::Off,
-            MessageId(1),
-        );
+        let writer =
+            Persistence::start(Arc::new(MemoryStore::new()), Durability::Off, MessageId(1));
         let mut out = Vec::new();
         writer.shared.translate(ops, &mut out);
         out

@@ -568,7 +568,10 @@ fn the_will_of_a_session_that_expired_while_down_is_published(stop: Stop) {
         will_delay_interval: Some(60),
         ..Default::default()
     };
-    let owner = Login::v5("ew-owner").clean(false).session_expiry(2).will(last_will);
+    let owner = Login::v5("ew-owner")
+        .clean(false)
+        .session_expiry(2)
+        .will(last_will);
     let (conn, _) = Raw::connect(port, owner.clone());
     conn.drop_connection();
     broker.wait_log("Client ew-owner closed its connection.");
@@ -579,7 +582,10 @@ fn the_will_of_a_session_that_expired_while_down_is_published(stop: Stop) {
     let got = sub.expect_message("the will of the session that expired while the broker was down");
     assert_eq!(text(&got), "expired meanwhile", "after {stop}");
     let (again, connack) = Raw::connect(port, owner.clean(false));
-    assert!(!connack.session_present, "after {stop}: the expired session is gone");
+    assert!(
+        !connack.session_present,
+        "after {stop}: the expired session is gone"
+    );
     again.disconnect();
     publish_marker(port, "ew/t", QoS::AtLeastOnce);
     let (messages, _) = sub.messages_until(b"marker");
