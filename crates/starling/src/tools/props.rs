@@ -487,38 +487,12 @@ impl Properties {
     }
 
     pub(crate) fn publish(&self) -> Result<PublishProperties, PropError> {
-        let mut props = PublishProperties::default();
-        for p in &self.publish {
-            match (p.id, &p.value) {
-                (PropertyId::PayloadFormatIndicator, &Value::Number(n)) => {
-                    props.payload_format_indicator = Some(format_indicator("PUBLISH", n)?)
-                }
-                (PropertyId::MessageExpiryInterval, &Value::Number(n)) => {
-                    props.message_expiry_interval = Some(n)
-                }
-                (PropertyId::ContentType, Value::Bytes(s)) => {
-                    props.content_type = Some(mqtt_string(s))
-                }
-                (PropertyId::ResponseTopic, Value::Bytes(s)) => {
-                    props.response_topic = Some(response_topic("PUBLISH", s)?)
-                }
-                (PropertyId::CorrelationData, Value::Bytes(b)) => {
-                    props.correlation_data = Some(Bytes::from(b.clone()))
-                }
-                (PropertyId::UserProperty, Value::Pair(k, v)) => {
-                    props.user_properties.push(user_property(k, v))
-                }
-                (PropertyId::TopicAlias, _) => {
-                    return Err(
-                        "Error in PUBLISH properties: topic-alias is not supported: the \
-                                Starling client does not send topic aliases.\n"
-                            .to_owned(),
-                    )
-                }
-                _ => return Err(unusable("PUBLISH", p)),
-            }
-        }
-        Ok(props)
+        message_properties(&self.publish, "PUBLISH", |p| match p.id {
+            PropertyId::TopicAlias => Err("Error in PUBLISH properties: topic-alias is not \
+                 supported: the Starling client does not send topic aliases.\n"
+                .to_owned()),
+            _ => Ok(false),
+        })
     }
 
     pub(crate) fn subscribe(&self) -> Result<SubscribeProperties, PropError> {
@@ -577,35 +551,58 @@ impl Properties {
     }
 
     pub(crate) fn will(&self) -> Result<WillProperties, PropError> {
-        let mut props = WillProperties::default();
-        for p in &self.will {
-            match (p.id, &p.value) {
-                (PropertyId::WillDelayInterval, &Value::Number(n)) => {
-                    props.will_delay_interval = Some(n)
-                }
-                (PropertyId::PayloadFormatIndicator, &Value::Number(n)) => {
-                    props.payload_format_indicator = Some(format_indicator("Will", n)?)
-                }
-                (PropertyId::MessageExpiryInterval, &Value::Number(n)) => {
-                    props.message_expiry_interval = Some(n)
-                }
-                (PropertyId::ContentType, Value::Bytes(s)) => {
-                    props.content_type = Some(mqtt_string(s))
-                }
-                (PropertyId::ResponseTopic, Value::Bytes(s)) => {
-                    props.response_topic = Some(response_topic("Will", s)?)
-                }
-                (PropertyId::CorrelationData, Value::Bytes(b)) => {
-                    props.correlation_data = Some(Bytes::from(b.clone()))
-                }
-                (PropertyId::UserProperty, Value::Pair(k, v)) => {
-                    props.user_properties.push(user_property(k, v))
-                }
-                _ => return Err(unusable("Will", p)),
+        let mut will_delay_interval = None;
+        let m = message_properties(&self.will, "Will", |p| match (p.id, &p.value) {
+            (PropertyId::WillDelayInterval, &Value::Number(n)) => {
+                will_delay_interval = Some(n);
+                Ok(true)
             }
-        }
-        Ok(props)
+            _ => Ok(false),
+        })?;
+        Ok(WillProperties {
+            will_delay_interval,
+            payload_format_indicator: m.payload_format_indicator,
+            message_expiry_interval: m.message_expiry_interval,
+            content_type: m.content_type,
+            response_topic: m.response_topic,
+            correlation_data: m.correlation_data,
+            user_properties: m.user_properties,
+        })
     }
+}
+
+/// The properties an application message carries, in a PUBLISH or a will,
+/// from `list`; `other` takes the rest for `packet`: `Ok(true)` if it used the
+/// property, `Ok(false)` if the property cannot be used there.
+fn message_properties(
+    list: &[Property],
+    packet: &str,
+    mut other: impl FnMut(&Property) -> Result<bool, PropError>,
+) -> Result<PublishProperties, PropError> {
+    let mut props = PublishProperties::default();
+    for p in list {
+        match (p.id, &p.value) {
+            (PropertyId::PayloadFormatIndicator, &Value::Number(n)) => {
+                props.payload_format_indicator = Some(format_indicator(packet, n)?)
+            }
+            (PropertyId::MessageExpiryInterval, &Value::Number(n)) => {
+                props.message_expiry_interval = Some(n)
+            }
+            (PropertyId::ContentType, Value::Bytes(s)) => props.content_type = Some(mqtt_string(s)),
+            (PropertyId::ResponseTopic, Value::Bytes(s)) => {
+                props.response_topic = Some(response_topic(packet, s)?)
+            }
+            (PropertyId::CorrelationData, Value::Bytes(b)) => {
+                props.correlation_data = Some(Bytes::from(b.clone()))
+            }
+            (PropertyId::UserProperty, Value::Pair(k, v)) => {
+                props.user_properties.push(user_property(k, v))
+            }
+            _ if other(p)? => {}
+            _ => return Err(unusable(packet, p)),
+        }
+    }
+    Ok(props)
 }
 
 /// Reads a value the way `cfg_parse_property` does for its kind.
