@@ -973,7 +973,7 @@ pub fn stored_will(will: &Message, delay: Duration) -> StoredWill {
         payload: will.payload.clone(),
         qos: will.qos,
         retain: will.retain,
-        properties: will.properties.clone(),
+        properties: (*will.properties).clone(),
         delay,
     }
 }
@@ -989,7 +989,7 @@ fn will_from_store(will: StoredWill, now: Instant) -> Message {
         payload: will.payload,
         qos: will.qos,
         retain: will.retain,
-        properties: will.properties,
+        properties: will.properties.into(),
         origin: None,
         stored_id: Default::default(),
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use starling_proto::property::{ConnAckProperties, PublishOverrides, PublishProperties};
+use starling_proto::property::{ConnAckProperties, Props, PublishOverrides, PublishProperties};
 use starling_proto::{
     ConnAck, Connect, DecodeError, Decoder, Delivery as QosDelivery, Disconnect, MqttString,
     Packet, PacketId, PacketType, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish,
@@ -484,7 +484,7 @@ impl Connection {
         conn.send(Packet::ConnAck(ConnAck {
             session_present: attached.session_present,
             reason_code: ReasonCode::SUCCESS,
-            properties,
+            properties: properties.into(),
         }));
         info!(
             "New client connected from {} as {} (p{}, c{}, k{}{}).",
@@ -1017,7 +1017,7 @@ impl Connection {
         if self.log_packets {
             let mut owned = publish.to_publish();
             if !self.version.is_v5() {
-                owned.properties = PublishProperties::default();
+                owned.properties = Props::none();
             }
             debug!(
                 "Sending {} to {}",
@@ -1455,7 +1455,7 @@ fn will_message(will: Will, broker: &Broker) -> Message {
         expires_at: properties
             .message_expiry_interval
             .map(|secs| now + Duration::from_secs(u64::from(secs))),
-        properties,
+        properties: properties.into(),
         origin: None,
         stored_id: Default::default(),
     }

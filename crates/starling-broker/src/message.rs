@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use starling_proto::property::PublishProperties;
+use starling_proto::property::{Props, PublishProperties};
 use starling_proto::{Publish, QoS, SubscriptionId, TopicFilter, TopicName};
 
 use crate::storage::MessageId;
@@ -28,8 +28,9 @@ pub struct Message {
     pub retain: bool,
     /// The v5 properties forwarded to subscribers: payload format, content type,
     /// response topic, correlation data, user properties. Never a topic alias or
-    /// subscription identifiers: those are per connection.
-    pub properties: PublishProperties,
+    /// subscription identifiers: those are per connection. Out of line, as in
+    /// the PUBLISH it came from: most messages have none.
+    pub properties: Props<PublishProperties>,
     /// When the Message Expiry Interval runs out.
     pub expires_at: Option<Instant>,
     /// The session that published it; `None` for wills and `$SYS`.
@@ -43,8 +44,11 @@ impl Message {
     /// The message a client's PUBLISH carries, received at `now`.
     pub fn from_publish(publish: Publish, origin: Option<SessionId>, now: Instant) -> Message {
         let mut properties = publish.properties;
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
+        // Checked first: a write through `Props` allocates.
+        if properties.topic_alias.is_some() || !properties.subscription_identifiers.is_empty() {
+            properties.topic_alias = None;
+            properties.subscription_identifiers.clear();
+        }
         let expires_at = properties
             .message_expiry_interval
             .map(|secs| now + Duration::from_secs(u64::from(secs)));

@@ -12,7 +12,7 @@ use crate::message::Message;
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    children: HashMap<Box<str>, Node, foldhash::fast::RandomState>,
     message: Option<Arc<Message>>,
 }
 
@@ -166,7 +166,6 @@ fn collect<'f>(
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use starling_proto::property::PublishProperties;
     use starling_proto::QoS;
 
     fn message(topic: &str, payload: &'static str) -> Arc<Message> {
@@ -175,7 +174,7 @@ mod tests {
             payload: Bytes::from_static(payload.as_bytes()),
             qos: QoS::AtMostOnce,
             retain: true,
-            properties: PublishProperties::default(),
+            properties: Default::default(),
             expires_at: None,
             origin: None,
             stored_id: Default::default(),

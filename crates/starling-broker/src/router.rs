@@ -13,6 +13,8 @@
 //! a naive reference with plain integers; the broker uses its session handles.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -45,27 +47,30 @@ struct SharedGroup<K> {
     cursor: AtomicUsize,
 }
 
+/// The maps use foldhash (seeded per process, so clients cannot aim
+/// collisions) rather than SipHash: every PUBLISH hashes each level of its
+/// topic here, and SipHash was the larger part of the lookup.
 #[derive(Debug)]
 struct Node<K> {
-    literal: HashMap<Box<str>, Node<K>>,
+    literal: HashMap<Box<str>, Node<K>, RandomState>,
     plus: Option<Box<Node<K>>>,
     /// Subscriptions whose filter ends at this node.
-    exact: HashMap<K, Subscription>,
+    exact: HashMap<K, Subscription, RandomState>,
     /// Subscriptions whose filter is this node followed by `#`.
-    hash: HashMap<K, Subscription>,
-    shared_exact: HashMap<Box<str>, SharedGroup<K>>,
-    shared_hash: HashMap<Box<str>, SharedGroup<K>>,
+    hash: HashMap<K, Subscription, RandomState>,
+    shared_exact: HashMap<Box<str>, SharedGroup<K>, RandomState>,
+    shared_hash: HashMap<Box<str>, SharedGroup<K>, RandomState>,
 }
 
 impl<K> Default for Node<K> {
     fn default() -> Self {
         Node {
-            literal: HashMap::new(),
+            literal: HashMap::default(),
             plus: None,
-            exact: HashMap::new(),
-            hash: HashMap::new(),
-            shared_exact: HashMap::new(),
-            shared_hash: HashMap::new(),
+            exact: HashMap::default(),
+            hash: HashMap::default(),
+            shared_exact: HashMap::default(),
+            shared_hash: HashMap::default(),
         }
     }
 }

@@ -508,7 +508,6 @@ mod tests {
     use super::*;
     use crate::message::Message;
     use bytes::Bytes;
-    use starling_proto::property::PublishProperties;
     use starling_proto::TopicName;
     use std::sync::Arc;
     use std::time::Duration;
@@ -526,7 +525,7 @@ mod tests {
                 payload: Bytes::from_static(payload.as_bytes()),
                 qos,
                 retain: false,
-                properties: PublishProperties::default(),
+                properties: Default::default(),
                 expires_at: None,
                 origin: None,
                 stored_id: Default::default(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use starling_proto::property::PublishProperties;
+use starling_proto::property::Props;
 use starling_proto::{QoS, TopicName};
 
 use crate::broker::Broker;
@@ -193,7 +193,7 @@ fn publish_all(broker: &Broker, loads: &[Load; 6]) {
             payload: Bytes::from(value),
             qos: QoS::AtMostOnce,
             retain: true,
-            properties: PublishProperties::default(),
+            properties: Props::none(),
             expires_at: None::<Instant>,
             origin: None,
             stored_id: Default::default(),

@@ -823,6 +823,7 @@ async fn per_listener_settings_give_each_listener_its_own_security() {
     let assigned = ack
         .properties
         .assigned_client_identifier
+        .clone()
         .expect("[MQTT-3.2.2-16]");
     assert!(
         assigned.as_str().starts_with("open-"),

@@ -68,10 +68,12 @@ async fn v5_empty_client_id_gets_a_unique_assigned_identifier() {
     let id1 = ack1
         .properties
         .assigned_client_identifier
+        .clone()
         .expect("assigned id");
     let id2 = ack2
         .properties
         .assigned_client_identifier
+        .clone()
         .expect("assigned id");
     assert!(!id1.is_empty());
     assert_ne!(id1, id2, "[MQTT-3.2.2-16] a new identifier for each client");

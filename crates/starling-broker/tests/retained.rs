@@ -270,10 +270,10 @@ async fn an_expired_retained_message_is_not_sent_and_a_live_one_carries_the_time
     let broker = TestBroker::start().await;
     let mut publisher = connected(&broker, V5, "rex-pub").await;
     let mut short = retained("rex/short", "short", QoS::AtLeastOnce, 1);
-    short.properties = expiring(1);
+    short.properties = expiring(1).into();
     publish_flow(&mut publisher, short).await;
     let mut long = retained("rex/long", "long", QoS::AtLeastOnce, 2);
-    long.properties = expiring(30);
+    long.properties = expiring(30).into();
     publish_flow(&mut publisher, long).await;
     publish_flow(
         &mut publisher,

@@ -66,11 +66,11 @@ async fn publication_properties_are_forwarded_unaltered_and_in_order() {
     };
     let mut publisher = connected(&broker, V5, "props-pub").await;
     let mut p = retained("props/t", "{\"t\":21.5}", QoS::AtLeastOnce, 1);
-    p.properties = properties.clone();
+    p.properties = properties.clone().into();
     assert_eq!(publish_flow(&mut publisher, p).await, ReasonCode::SUCCESS);
 
     let got = receive(&mut sub).await;
-    assert_eq!(got.properties, properties);
+    assert_eq!(*got.properties, properties);
     assert_eq!(text(&got), "{\"t\":21.5}");
     let got = receive(&mut old).await;
     assert_eq!(text(&got), "{\"t\":21.5}");
@@ -80,7 +80,7 @@ async fn publication_properties_are_forwarded_unaltered_and_in_order() {
     subscribe_one(&mut later, "props/#", opts(QoS::AtLeastOnce)).await;
     let got = receive(&mut later).await;
     assert!(got.retain);
-    assert_eq!(got.properties, properties);
+    assert_eq!(*got.properties, properties);
     broker.stop().await;
 }
 
@@ -141,10 +141,10 @@ async fn message_expiry_is_forwarded_decremented_and_expired_queued_messages_are
     // The short-lived message is also retained, so that its expiry can be
     // watched through the broker.
     let mut short = retained("mx/short", "short", QoS::AtLeastOnce, 1);
-    short.properties = expiring(1);
+    short.properties = expiring(1).into();
     publish_flow(&mut publisher, short).await;
     let mut long = message("mx/long", "long", QoS::AtLeastOnce, 2);
-    long.properties = expiring(60);
+    long.properties = expiring(60).into();
     publish_flow(&mut publisher, long).await;
     publish_flow(
         &mut publisher,
@@ -519,6 +519,7 @@ async fn response_information_is_returned_only_when_requested() {
     let info = ack
         .properties
         .response_information
+        .clone()
         .expect("Response Information");
     assert!(!info.is_empty());
     let (_, ack) = connect_with(

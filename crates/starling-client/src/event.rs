@@ -63,7 +63,7 @@ impl Message {
             payload: publish.payload,
             retain: publish.retain,
             dup: publish.dup,
-            properties: publish.properties,
+            properties: publish.properties.into_inner(),
         }
     }
 }

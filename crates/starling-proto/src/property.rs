@@ -308,6 +308,8 @@ impl PropValue for TopicAlias {
 /// A struct field holding a property: `Option` for those allowed once, `Vec` for
 /// those that may repeat (User Property, Subscription Identifier in PUBLISH).
 pub(crate) trait PropField {
+    /// The field with no property: what a `const` empty set is built from.
+    const EMPTY: Self;
     fn set(&mut self, r: &mut Reader, id: PropertyId) -> Result<(), DecodeError>;
     fn encoded_len(&self) -> usize;
     fn encode(&self, id: PropertyId, buf: &mut BytesMut);
@@ -318,6 +320,7 @@ pub(crate) trait PropField {
 const ID_LEN: usize = 1;
 
 impl<T: PropValue> PropField for Option<T> {
+    const EMPTY: Self = None;
     fn set(&mut self, r: &mut Reader, id: PropertyId) -> Result<(), DecodeError> {
         if self.is_some() {
             return Err(DecodeError::DuplicateProperty(id));
@@ -340,6 +343,7 @@ impl<T: PropValue> PropField for Option<T> {
 }
 
 impl<T: PropValue> PropField for Vec<T> {
+    const EMPTY: Self = Vec::new();
     fn set(&mut self, r: &mut Reader, id: PropertyId) -> Result<(), DecodeError> {
         self.push(T::decode(r, id)?);
         Ok(())
@@ -394,6 +398,17 @@ macro_rules! properties {
                 Ok(props)
             }
 
+            /// As `decode`, kept out of line: an empty set (Property Length 0)
+            /// allocates nothing.
+            #[allow(dead_code)]
+            pub(crate) fn decode_props(r: &mut Reader) -> Result<Props<Self>, DecodeError> {
+                if r.peek_u8() == Some(0) {
+                    r.u8()?;
+                    return Ok(Props::none());
+                }
+                Self::decode(r).map(|props| Props(Some(Box::new(props))))
+            }
+
             fn body_len(&self) -> usize {
                 0 $(+ PropField::encoded_len(&self.$field))*
             }
@@ -418,6 +433,13 @@ macro_rules! properties {
             /// Whether no property is set.
             pub fn is_empty(&self) -> bool {
                 self.body_len() == 0
+            }
+        }
+
+        impl Empty for $name {
+            fn empty() -> &'static Self {
+                static EMPTY: $name = $name { $($field: <$ty as PropField>::EMPTY,)* };
+                &EMPTY
             }
         }
     )*};
@@ -630,5 +652,80 @@ impl PublishProperties {
             id.encode(buf);
         }
         PropField::encode(&self.content_type, PropertyId::ContentType, buf);
+    }
+}
+
+/// A property set with a `const` empty value, which [`Props`] lends out when it
+/// holds nothing.
+pub trait Empty: 'static {
+    /// The set with no property.
+    fn empty() -> &'static Self;
+}
+
+/// A packet's properties kept out of line: a packet without any (every 3.x
+/// packet and most v5 ones) carries one null pointer, and moving the packet
+/// moves a few words instead of the whole set. A PUBLISH is moved several
+/// times between the decoder and the router, and its 160 bytes of properties
+/// were the largest part of what fan-in copied (issue 7).
+///
+/// Reads go through `Deref` (an empty set when none is held); a mutable access
+/// through `DerefMut` allocates, so code on a hot path checks before writing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Props<T>(Option<Box<T>>);
+
+impl<T> Props<T> {
+    /// No property.
+    pub const fn none() -> Self {
+        Props(None)
+    }
+
+    /// Whether no set is held (the set itself may still be empty).
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl<T: Empty + Default> Props<T> {
+    /// The properties by value.
+    pub fn into_inner(self) -> T {
+        self.0.map_or_else(T::default, |props| *props)
+    }
+}
+
+impl<T> Default for Props<T> {
+    fn default() -> Self {
+        Props(None)
+    }
+}
+
+impl<T: Empty + PartialEq> From<T> for Props<T> {
+    fn from(props: T) -> Self {
+        if props == *T::empty() {
+            Props(None)
+        } else {
+            Props(Some(Box::new(props)))
+        }
+    }
+}
+
+impl<T: Empty> std::ops::Deref for Props<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match &self.0 {
+            Some(props) => props,
+            None => T::empty(),
+        }
+    }
+}
+
+impl<T: Empty + Default> std::ops::DerefMut for Props<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl<T: Empty + fmt::Debug> fmt::Debug for Props<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
     }
 }

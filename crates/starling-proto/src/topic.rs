@@ -103,7 +103,9 @@ impl TopicName {
         if name.is_empty() {
             return Err(TopicError::Empty);
         }
-        if name.contains(WILDCARDS) {
+        // Bytes, not `char`s: both wildcards are ASCII, and UTF-8 never uses
+        // ASCII bytes inside a longer character.
+        if name.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
             return Err(TopicError::WildcardInName);
         }
         Ok(TopicName(name))

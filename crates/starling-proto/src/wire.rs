@@ -42,6 +42,11 @@ impl Reader {
         Ok(())
     }
 
+    /// The next byte, left unread.
+    pub(crate) fn peek_u8(&self) -> Option<u8> {
+        self.buf.first().copied()
+    }
+
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         self.need(1)?;
         Ok(self.buf.get_u8())

@@ -444,7 +444,7 @@ fn conn_ack(version: ProtocolVersion) -> BoxedStrategy<Packet> {
                 // [MQTT-3.2.2-6]: a refused connection has no session.
                 session_present: session_present && !reason_code.is_error(),
                 reason_code,
-                properties,
+                properties: properties.into(),
             })
         })
         .boxed()
@@ -476,7 +476,7 @@ fn publish(version: ProtocolVersion, from_server: bool) -> BoxedStrategy<Packet>
                     retain,
                     topic,
                     payload,
-                    properties,
+                    properties: properties.into(),
                 })
             },
         )
@@ -627,7 +627,7 @@ fn disconnect(version: ProtocolVersion) -> BoxedStrategy<Packet> {
         .prop_map(|(reason_code, properties)| {
             Packet::Disconnect(Disconnect {
                 reason_code,
-                properties,
+                properties: properties.into(),
             })
         })
         .boxed()
@@ -641,7 +641,7 @@ fn auth() -> BoxedStrategy<Packet> {
         .prop_map(|(reason_code, properties)| {
             Packet::Auth(Auth {
                 reason_code,
-                properties,
+                properties: properties.into(),
             })
         })
         .boxed()

@@ -469,7 +469,7 @@ fn connack_v5_with_assigned_client_identifier() {
     assert!(!connack.session_present);
     assert_eq!(connack.reason_code, ReasonCode::SUCCESS);
     assert_eq!(
-        connack.properties,
+        *connack.properties,
         ConnAckProperties {
             assigned_client_identifier: Some("auto-1A2B3C".try_into().unwrap()),
             ..Default::default()

@@ -597,7 +597,7 @@ impl Clock {
             payload: m.payload.clone(),
             qos: m.qos,
             retain: m.retain,
-            properties: m.properties.clone(),
+            properties: (*m.properties).clone(),
             expires_at: m.expires_at.map(|at| self.to_system(at)),
         }
     }
@@ -611,7 +611,7 @@ impl Clock {
             payload: m.payload,
             qos: m.qos,
             retain: m.retain,
-            properties: m.properties,
+            properties: m.properties.into(),
             expires_at: m.expires_at.map(|at| self.to_instant(at)),
             origin: None,
             stored_id,
@@ -622,7 +622,6 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use starling_proto::property::PublishProperties;
     use starling_proto::{QoS, TopicName};
 
     use super::*;
@@ -634,7 +633,7 @@ mod tests {
             payload: Bytes::from_static(payload.as_bytes()),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: PublishProperties::default(),
+            properties: Default::default(),
             expires_at: None,
             origin: None,
             stored_id: Default::default(),

@@ -389,7 +389,7 @@ impl ClientState {
             Packet::Disconnect(disconnect) => {
                 return Err(Error::ServerDisconnect {
                     reason_code: disconnect.reason_code,
-                    reason_string: disconnect.properties.reason_string,
+                    reason_string: disconnect.properties.into_inner().reason_string,
                 })
             }
             Packet::ConnAck(_) => {

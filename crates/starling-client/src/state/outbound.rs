@@ -191,7 +191,7 @@ impl Outbound {
                 retain: message.retain,
                 topic: message.topic,
                 payload: message.payload,
-                properties,
+                properties: properties.into(),
             });
             let size = packet.encoded_len(self.version);
             if size > limits.max_packet_size as usize {

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::PacketType;
-use crate::property::{ConnAckProperties, ConnectProperties, WillProperties};
+use crate::property::{ConnAckProperties, ConnectProperties, Props, WillProperties};
 use crate::qos::QoS;
 use crate::reason::ReasonCode;
 use crate::string::MqttString;
@@ -232,7 +232,7 @@ pub struct ConnAck {
     /// The result of the connection attempt.
     pub reason_code: ReasonCode,
     /// v5 properties; always empty for 3.x.
-    pub properties: ConnAckProperties,
+    pub properties: Props<ConnAckProperties>,
 }
 
 impl ConnAck {
@@ -256,9 +256,9 @@ impl ConnAck {
             return Err(DecodeError::SessionPresentOnFailure);
         }
         let properties = if version.is_v5() {
-            ConnAckProperties::decode(r)?
+            ConnAckProperties::decode_props(r)?
         } else {
-            Default::default()
+            Props::none()
         };
         Ok(ConnAck {
             session_present,

@@ -19,7 +19,7 @@ pub use subscribe::{
 };
 
 use crate::error::{DecodeError, EncodeError};
-use crate::property::{AuthProperties, DisconnectProperties};
+use crate::property::{AuthProperties, DisconnectProperties, Props};
 use crate::reason::ReasonCode;
 use crate::version::ProtocolVersion;
 use crate::wire::{decode_varint, put_varint, varint_len, Reader, VARINT_MAX};
@@ -112,7 +112,7 @@ pub struct Disconnect {
     /// Why the connection ends.
     pub reason_code: ReasonCode,
     /// v5 properties; always empty for 3.x.
-    pub properties: DisconnectProperties,
+    pub properties: Props<DisconnectProperties>,
 }
 
 impl Disconnect {
@@ -131,7 +131,7 @@ pub struct Auth {
     /// Success, Continue authentication or Re-authenticate.
     pub reason_code: ReasonCode,
     /// The method, data and diagnostics.
-    pub properties: AuthProperties,
+    pub properties: Props<AuthProperties>,
 }
 
 /// One MQTT control packet.
@@ -241,6 +241,7 @@ impl Packet {
                     properties: properties
                         .map(DisconnectProperties::decode)
                         .transpose()?
+                        .map(Props::from)
                         .unwrap_or_default(),
                 })
             }
@@ -251,6 +252,7 @@ impl Packet {
                     properties: properties
                         .map(AuthProperties::decode)
                         .transpose()?
+                        .map(Props::from)
                         .unwrap_or_default(),
                 })
             }

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::PacketType;
-use crate::property::{AckProperties, PublishOverrides, PublishProperties};
+use crate::property::{AckProperties, Props, PublishOverrides, PublishProperties};
 use crate::qos::{Delivery, PacketId, QoS};
 use crate::reason::ReasonCode;
 use crate::topic::{TopicError, TopicName};
@@ -26,8 +26,8 @@ pub struct Publish {
     pub topic: TopicName,
     /// The application message.
     pub payload: Bytes,
-    /// v5 properties; always empty for 3.x.
-    pub properties: PublishProperties,
+    /// v5 properties; always empty for 3.x. Out of line: see [`Props`].
+    pub properties: Props<PublishProperties>,
 }
 
 impl Publish {
@@ -39,7 +39,7 @@ impl Publish {
             retain: false,
             topic,
             payload: payload.into(),
-            properties: PublishProperties::default(),
+            properties: Props::none(),
         }
     }
 
@@ -77,9 +77,9 @@ impl Publish {
             QoS::ExactlyOnce => Delivery::ExactlyOnce(r.packet_id()?),
         };
         let properties = if version.is_v5() {
-            PublishProperties::decode(r)?
+            PublishProperties::decode_props(r)?
         } else {
-            Default::default()
+            Props::none()
         };
         if topic.as_str().is_empty() && properties.topic_alias.is_none() {
             return Err(DecodeError::EmptyTopicWithoutAlias);
@@ -220,7 +220,7 @@ impl PublishRef<'_> {
             retain: self.retain,
             topic: self.topic.clone(),
             payload: self.payload.clone(),
-            properties,
+            properties: properties.into(),
         }
     }
 }
@@ -427,5 +427,58 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod out_of_line_properties {
+    use super::*;
+    use crate::packet::Packet;
+    use crate::property::UserProperty;
+    use crate::string::MqttString;
+
+    fn decoded(publish: Publish, version: ProtocolVersion) -> Publish {
+        let mut buf = BytesMut::new();
+        Packet::Publish(publish).encode(version, &mut buf).unwrap();
+        let mut decoder = crate::Decoder::new(crate::Role::Server, version);
+        match decoder.decode(&mut buf).unwrap() {
+            Some(Packet::Publish(publish)) => publish,
+            other => panic!("expected a PUBLISH, got {other:?}"),
+        }
+    }
+
+    /// Issue 7: a packet moves between the decoder and the router several
+    /// times; its properties must not travel with it.
+    #[test]
+    fn packets_stay_small() {
+        assert!(std::mem::size_of::<Publish>() <= 96);
+        assert!(std::mem::size_of::<Packet>() <= 104);
+    }
+
+    #[test]
+    fn a_publish_without_properties_holds_no_allocation() {
+        let topic = TopicName::from_static("a/b");
+        for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+            let publish = decoded(Publish::new(topic.clone(), "x"), version);
+            assert!(publish.properties.is_none(), "{version:?}");
+            assert!(publish.properties.is_empty());
+            assert_eq!(publish.properties.topic_alias, None);
+        }
+    }
+
+    #[test]
+    fn properties_survive_the_trip_out_of_line() {
+        let mut publish = Publish::new(TopicName::from_static("a/b"), "x");
+        publish.properties.user_properties.push(UserProperty {
+            name: MqttString::from_static("k"),
+            value: MqttString::from_static("v"),
+        });
+        publish.properties.message_expiry_interval = Some(5);
+        let back = decoded(publish.clone(), ProtocolVersion::V5);
+        assert!(!back.properties.is_none());
+        assert_eq!(back.properties, publish.properties);
+        assert_eq!(back.properties.clone().into_inner(), *publish.properties);
+        // An empty set given by value is not boxed.
+        assert!(Props::from(PublishProperties::default()).is_none());
     }
 }

@@ -253,7 +253,7 @@ pub(crate) fn disconnect_packet(
 ) -> Disconnect {
     let mut disconnect = Disconnect::new(reason);
     if version.is_v5() {
-        disconnect.properties = properties.clone();
+        disconnect.properties = properties.clone().into();
     }
     disconnect
 }

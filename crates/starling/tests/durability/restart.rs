@@ -59,7 +59,7 @@ fn retained_messages_keep_their_properties(stop: Stop) {
     };
     let (mut p5, _) = Raw::connect(port, Login::v5("ret-pub5"));
     let mut with_properties = retained("ret/a", "with properties", QoS::AtLeastOnce);
-    with_properties.properties = properties.clone();
+    with_properties.properties = properties.clone().into();
     for publish in [
         with_properties,
         retained("ret/c", "soon removed", QoS::AtLeastOnce),
