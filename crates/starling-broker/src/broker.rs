@@ -914,7 +914,14 @@ impl Broker {
 
     /// Queues `delivery` for `session` and wakes its connection if needed.
     pub fn deliver(&self, session: &SessionHandle, delivery: Delivery) {
-        let outcome = self.state(session).enqueue(delivery);
+        let (outcome, backed_up) = {
+            let mut state = self.state(session);
+            let outcome = state.enqueue(delivery);
+            (outcome, state.is_backed_up())
+        };
+        if backed_up {
+            BACKED_UP.set(true);
+        }
         match outcome {
             Enqueued::First => session.wake.notify_one(),
             Enqueued::Behind | Enqueued::Skipped => {}
@@ -935,6 +942,19 @@ impl Broker {
     pub fn granted_qos(&self, requested: QoS) -> QoS {
         requested
     }
+}
+
+thread_local! {
+    /// Set when a delivery finds its receiver backed up; read by the
+    /// connection whose packet caused it, on the same thread, as the store's
+    /// pushed operations are (`storage::writer::take_pushed`).
+    static BACKED_UP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a delivery made on this thread since the last call found its
+/// (online) receiver backed up ([`crate::session::SessionState::is_backed_up`]).
+pub(crate) fn take_backed_up() -> bool {
+    BACKED_UP.replace(false)
 }
 
 /// Adds or replaces `session`'s subscription to `filter` in `router` (write

@@ -41,6 +41,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bounds of the adaptive read size.
 const MIN_READ_SIZE: usize = 256;
+/// How long a publisher is not read from when its messages found a backlog
+/// (`handle_buffered`): shorter than a backlog takes to drain at any useful
+/// rate, so the subscriber does not run dry.
+const BACKLOG_PAUSE: Duration = Duration::from_millis(1);
 const MAX_READ_SIZE: usize = 64 * 1024;
 
 /// Packets encoded per lock of the session before the buffer is written.
@@ -261,8 +265,8 @@ struct Connection {
     problem_info: bool,
     /// `max_publish_rate`: this client's token bucket.
     rate: Option<RateLimit>,
-    /// A 3.x client over its rate: nothing more is read from it until then
-    /// (backpressure).
+    /// A 3.x client over its rate, or any client whose messages found a
+    /// backlog: nothing more is read from it until then (backpressure).
     paused_until: Option<tokio::time::Instant>,
     /// The listener's bound address: which security scope applies.
     listener: SocketAddr,
@@ -592,7 +596,8 @@ impl Connection {
             }
             let room = read_buf.capacity() - read_buf.len();
             // A 3.x client over `max_publish_rate` is not read from until its
-            // bucket has refilled; nor is its keep alive counted meanwhile.
+            // bucket has refilled, nor one whose messages found a backlog for
+            // `BACKLOG_PAUSE`; nor is its keep alive counted meanwhile.
             // One timer serves both: the pause's end while paused, the keep
             // alive otherwise (a second `Sleep` would grow every connection).
             let resume = self.paused_until;
@@ -680,6 +685,7 @@ impl Connection {
         let mut received = 0;
         // What other tasks on this thread pushed is theirs to wait for.
         crate::storage::writer::take_pushed();
+        crate::broker::take_backed_up();
         let result = loop {
             if self.paused_until.is_some() {
                 break Ok(());
@@ -689,6 +695,14 @@ impl Connection {
                     received += 1;
                     if let Err(end) = self.handle(packet, now) {
                         break Err(end);
+                    }
+                    // Backpressure: what this client published waits behind a
+                    // backlog, so stop reading it for a moment. TCP then slows
+                    // the client down, which is the only flow control a 3.x
+                    // publisher has (and a v5 one has none towards a slow
+                    // subscriber).
+                    if crate::broker::take_backed_up() {
+                        self.paused_until = Some(tokio::time::Instant::now() + BACKLOG_PAUSE);
                     }
                 }
                 Ok(None) => break Ok(()),

@@ -96,6 +96,10 @@ pub enum Resend {
     PubRel(PacketId),
 }
 
+/// Queued messages of an online client past which its publishers are slowed
+/// ([`SessionState::is_backed_up`]).
+pub const BACKLOG: usize = 1_000;
+
 /// The result of offering a message to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -244,6 +248,20 @@ impl SessionState {
     /// Whether a connection is attached.
     pub fn is_online(&self) -> bool {
         self.online
+    }
+
+    /// Whether the attached client has fallen behind: half its queue limit
+    /// (at most [`BACKLOG`]) waits. The publishers that feed it are then read
+    /// more slowly (`Broker::deliver`), rather than acknowledged at full speed
+    /// until its queue overflows and drops what they were told was received.
+    /// An offline session's queue is not a backlog: it waits for its client.
+    pub fn is_backed_up(&self) -> bool {
+        self.online
+            && self.queue.len()
+                >= self
+                    .limits
+                    .max_messages
+                    .map_or(BACKLOG, |max| (max / 2).clamp(1, BACKLOG))
     }
 
     /// Marks the session attached to a connection or not.

@@ -8,11 +8,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use common::*;
 use starling_broker::stats::Stats;
 use starling_broker::Config;
 use starling_proto::{
-    Disconnect, Packet, ProtocolVersion, PubComp, PubRec, PubRel, QoS, ReasonCode,
+    Disconnect, Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, QoS, ReasonCode,
 };
 
 /// Earliest a 1 s expiry may end a session (less slack).
@@ -337,6 +338,49 @@ async fn max_queued_messages_drops_the_overflow_and_counts_it() {
     }
     send_message(&mut publisher, "full/a", "after", QoS::AtLeastOnce, 6).await;
     expect_payload(&mut client, "after").await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_slows_its_publishers_instead_of_losing_messages() {
+    // Issue 7: a 3.1.1 publisher has no flow control but TCP's. With room for
+    // 100 queued messages, 1,000 QoS 1 messages sent in one burst to an online
+    // subscriber that takes its time all arrive, in order, none dropped: the
+    // publisher is read more slowly while the subscriber has a backlog,
+    // instead of being acknowledged at full speed into a full queue.
+    let broker = TestBroker::with_config(config(|c| c.max_queued_messages = Some(100))).await;
+    let mut subscriber = accepted(&broker, connect(V3_1_1, "slow")).await.0;
+    subscriber.subscribe(1, "slow/#", QoS::AtLeastOnce).await;
+    let mut publisher = accepted(&broker, connect(V3_1_1, "fast")).await.0;
+    const COUNT: u16 = 1000;
+    let mut burst = BytesMut::new();
+    for i in 1..=COUNT {
+        Packet::Publish(message("slow/a", i.to_string(), QoS::AtLeastOnce, i))
+            .encode(V3_1_1, &mut burst)
+            .unwrap();
+    }
+    let publishing = tokio::spawn(async move {
+        publisher.send_bytes(&burst).await;
+        for _ in 1..=COUNT {
+            match publisher.recv().await {
+                Some(Packet::PubAck(_)) => {}
+                other => panic!("expected PUBACK, got {other:?}"),
+            }
+        }
+        disconnect(publisher).await;
+    });
+    for i in 1..=COUNT {
+        let got = subscriber.expect_publish().await;
+        assert_eq!(got.payload, i.to_string().as_bytes(), "in order, none lost");
+        let id = got.delivery.packet_id().expect("QoS 1");
+        subscriber.send(Packet::PubAck(PubAck::new(id))).await;
+        if i % 20 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    publishing.await.unwrap();
+    assert_eq!(Stats::get(&broker.broker.stats.publish_dropped), 0);
+    disconnect(subscriber).await;
     broker.stop().await;
 }
 
