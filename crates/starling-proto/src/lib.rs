@@ -36,6 +36,6 @@ pub use property::{SubscriptionId, TopicAlias, UserProperty};
 pub use qos::{Delivery, PacketId, QoS};
 pub use reason::ReasonCode;
 pub use string::MqttString;
-pub use topic::{TopicFilter, TopicName};
+pub use topic::{Levels, TopicFilter, TopicName};
 pub use version::ProtocolVersion;
 pub use wire::VARINT_MAX;

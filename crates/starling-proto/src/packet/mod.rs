@@ -312,6 +312,37 @@ impl Packet {
     /// in the version it names. v5 properties and reason codes are left out for
     /// 3.x, where they do not exist.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        // The four acknowledgements of the QoS flows are nearly always this
+        // short form, written in one go: a QoS 2 message takes four of them.
+        let short = match self {
+            Packet::PubAck(PubAck {
+                packet_id,
+                reason_code,
+                properties,
+            })
+            | Packet::PubRec(PubRec {
+                packet_id,
+                reason_code,
+                properties,
+            })
+            | Packet::PubRel(PubRel {
+                packet_id,
+                reason_code,
+                properties,
+            })
+            | Packet::PubComp(PubComp {
+                packet_id,
+                reason_code,
+                properties,
+            }) if *reason_code == ReasonCode::SUCCESS && properties.is_empty() => Some(*packet_id),
+            _ => None,
+        };
+        if let Some(id) = short {
+            let [high, low] = id.get().to_be_bytes();
+            let first = ((self.packet_type() as u8) << 4) | self.flags();
+            buf.extend_from_slice(&[first, 2, high, low]);
+            return Ok(());
+        }
         self.check(version)?;
         let body = self.body_len(version);
         if body > VARINT_MAX as usize {
