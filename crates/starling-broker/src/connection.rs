@@ -98,18 +98,24 @@ pub fn serve_with<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let kick = Arc::new(Notify::new());
+    // Boxed, as is `finish` below, and made before the loop's `async` block,
+    // which then holds the state of the loop alone: not that of the handshake
+    // (the CONNECT, the login, the attach), nor the connection's `info` and
+    // the other arguments the handshake takes (an `async` block keeps what it
+    // captures for its whole life), which keeps idle connections small.
+    let handshake = Box::pin({
+        let kick = Arc::clone(&kick);
+        async move {
+            let (conn, read_buf, decoder) = handshake(&broker, &mut stream, &info, kick).await?;
+            Some((conn, stream, read_buf, decoder))
+        }
+    });
     // An `async` block, not an `async fn`: the state of an `async fn` holds
     // its arguments twice (as arguments and as the locals they move into)
     // for the life of the connection.
     async move {
-        let kick = Arc::new(Notify::new());
-        // Boxed, as is `finish` below: the task then holds the state of the
-        // loop alone, not also that of the handshake (the CONNECT, the login,
-        // the attach), which keeps idle connections small. Not bound to a
-        // name: the state would keep a slot for it too.
-        let Some((mut conn, mut read_buf, mut decoder)) =
-            Box::pin(handshake(&broker, &mut stream, &info, Arc::clone(&kick))).await
-        else {
+        let Some((mut conn, mut stream, mut read_buf, mut decoder)) = handshake.await else {
             return;
         };
         let end = conn

@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -144,12 +145,22 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let broker = Arc::clone(&broker);
-        let endpoint = Arc::clone(&endpoint);
-        let stop = stop.clone();
+        // The task holds only a box with what opening needs, then a box with
+        // the connection: a task's size is that of its largest stage, and it
+        // is allocated in 128-byte steps, so keeping the transport handshakes'
+        // state (and these arguments) out of it keeps idle connections small.
+        let opening = Box::new(Opening {
+            broker: Arc::clone(&broker),
+            endpoint: Arc::clone(&endpoint),
+            stream,
+            peer,
+            stop: stop.clone(),
+            permits,
+        });
         connections.spawn(async move {
-            open_and_serve(broker, &endpoint, stream, peer, stop).await;
-            drop(permits);
+            if let Some(serve) = Box::pin(open(opening)).await {
+                serve.await;
+            }
         });
     }
     while connections.join_next().await.is_some() {}
@@ -164,15 +175,28 @@ fn acquire(limits: &[Option<Arc<Semaphore>>]) -> Result<Vec<OwnedSemaphorePermit
         .collect()
 }
 
-/// Takes one accepted connection through its listener's transport stages,
-/// then serves MQTT on it.
-async fn open_and_serve(
+/// What an accepted connection needs to be opened.
+struct Opening {
     broker: Arc<Broker>,
-    endpoint: &Endpoint,
+    endpoint: Arc<Endpoint>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
-) {
+    stop: watch::Receiver<bool>,
+    /// Held until the connection ends.
+    permits: Vec<OwnedSemaphorePermit>,
+}
+
+/// Takes one accepted connection through its listener's transport stages:
+/// the connection to serve (boxed), or `None` if it never got there.
+async fn open(opening: Box<Opening>) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    let Opening {
+        broker,
+        endpoint,
+        stream,
+        peer,
+        mut stop,
+        permits,
+    } = *opening;
     let timeout = broker.config.connect_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
     let max_packet = broker
@@ -184,22 +208,27 @@ async fn open_and_serve(
     // Dropping `open` on shutdown or at the deadline closes the socket; what it
     // had read is lost with the connection, so it need not be cancel-safe.
     let opened = tokio::select! {
-        // Boxed, as are the connections below: the task then holds only the
-        // stage in progress, not the largest of them (TLS and WebSocket
-        // handshakes are big), which keeps idle connections small.
-        opened = tokio::time::timeout_at(deadline, Box::pin(endpoint.open(stream, peer, max_packet, deadline))) => opened,
-        _ = stop.changed() => return,
+        opened = tokio::time::timeout_at(deadline, endpoint.open(stream, peer, max_packet, deadline)) => opened,
+        _ = stop.changed() => return None,
     };
     match opened {
-        Ok(Ok((Opened::Tcp(stream), info))) => {
-            Box::pin(connection::serve_with(broker, stream, info, stop)).await
+        Ok(Ok((Opened::Tcp(stream), info))) => Some(Box::pin(async move {
+            connection::serve_with(broker, stream, info, stop).await;
+            drop(permits);
+        })),
+        Ok(Ok((Opened::Boxed(stream), info))) => Some(Box::pin(async move {
+            connection::serve_with(broker, stream, info, stop).await;
+            drop(permits);
+        })),
+        Ok(Err(e)) => {
+            info!("Client <unknown> from {peer} refused: {e}.");
+            None
         }
-        Ok(Ok((Opened::Boxed(stream), info))) => {
-            Box::pin(connection::serve_with(broker, stream, info, stop)).await
+        Err(_) => {
+            info!(
+                "Client <unknown> from {peer} did not complete its handshake within {timeout:?}, disconnecting."
+            );
+            None
         }
-        Ok(Err(e)) => info!("Client <unknown> from {peer} refused: {e}."),
-        Err(_) => info!(
-            "Client <unknown> from {peer} did not complete its handshake within {timeout:?}, disconnecting."
-        ),
     }
 }
