@@ -9,6 +9,7 @@
 //! is never held across an `.await`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -226,6 +227,47 @@ async fn read_packet<S: AsyncRead + Unpin>(
             Ok(n) => Stats::add(&stats.bytes_received, n as u64),
         }
     }
+}
+
+/// Reads what the client sent into `buf`: the number of bytes, 0 at the end
+/// of the stream. Cancel-safe: bytes are read into `buf` or not at all.
+///
+/// A quiet client (`quiet`: the read size at its minimum) holds no buffers
+/// while it waits: when nothing is there to read and `buf` is empty, `buf` and
+/// the empty write buffer `out` are released, and the next read goes to the
+/// stack (a local of `poll`, not part of the connection's state) and is copied
+/// into a new `buf` of [`MIN_READ_SIZE`]. A busy client finds bytes waiting
+/// and reads straight into its buffer.
+///
+/// Not an `async fn`, which would hold its arguments twice.
+fn read_some<'a, S: AsyncRead + Unpin>(
+    stream: &'a mut S,
+    buf: &'a mut BytesMut,
+    out: &'a mut BytesMut,
+    quiet: bool,
+) -> impl Future<Output = std::io::Result<usize>> + 'a {
+    std::future::poll_fn(move |cx| {
+        if buf.capacity() == 0 {
+            let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); MIN_READ_SIZE];
+            let mut read = tokio::io::ReadBuf::uninit(&mut stack);
+            std::task::ready!(std::pin::Pin::new(&mut *stream).poll_read(cx, &mut read))?;
+            let filled = read.filled();
+            if !filled.is_empty() {
+                buf.reserve(MIN_READ_SIZE);
+                buf.extend_from_slice(filled);
+            }
+            return std::task::Poll::Ready(Ok(filled.len()));
+        }
+        // A fresh `read_buf` per poll: it holds nothing but its arguments.
+        let polled = std::pin::pin!(stream.read_buf(&mut *buf)).poll(cx);
+        if polled.is_pending() && quiet && buf.is_empty() {
+            *buf = BytesMut::new();
+            if out.is_empty() {
+                *out = BytesMut::new();
+            }
+        }
+        polled
+    })
 }
 
 /// The Topic Alias maps of one connection (MQTT 5.0 §3.3.2.3.4).
@@ -588,15 +630,19 @@ impl Connection {
                 continue;
             }
             // The read buffer follows the traffic: it doubles while reads fill
-            // it and falls back to a few hundred bytes for a quiet client, so
-            // idle connections hold almost no memory.
+            // it and falls back to a few hundred bytes for a quiet client,
+            // which holds none at all while it waits (see `read_some`).
             if read_buf.is_empty() && read_buf.capacity() > 2 * self.read_size {
                 *read_buf = BytesMut::new();
             }
-            if read_buf.capacity() - read_buf.len() < self.read_size / 2 {
-                read_buf.reserve(self.read_size);
-            }
-            let room = read_buf.capacity() - read_buf.len();
+            let room = if read_buf.capacity() == 0 && self.read_size == MIN_READ_SIZE {
+                MIN_READ_SIZE
+            } else {
+                if read_buf.capacity() - read_buf.len() < self.read_size / 2 {
+                    read_buf.reserve(self.read_size);
+                }
+                read_buf.capacity() - read_buf.len()
+            };
             // A 3.x client over `max_publish_rate` is not read from until its
             // bucket has refilled; nor is its keep alive counted meanwhile.
             // One timer serves both: the pause's end while paused, the keep
@@ -619,7 +665,7 @@ impl Connection {
                 _ = shutdown.changed() => {
                     return End::Server(ReasonCode::SERVER_SHUTTING_DOWN, String::new());
                 }
-                read = stream.read_buf(read_buf), if resume.is_none() => {
+                read = read_some(stream, read_buf, &mut self.out, self.read_size == MIN_READ_SIZE), if resume.is_none() => {
                     let n_read = match read {
                         Ok(0) => return End::Closed,
                         Err(e) => return End::Io(e),
@@ -1471,6 +1517,41 @@ fn will_message(will: Will, broker: &Broker) -> Message {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_quiet_reader_waits_without_buffers_and_loses_nothing() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let mut buf = BytesMut::with_capacity(MIN_READ_SIZE);
+        let mut out = BytesMut::with_capacity(8);
+        // Nothing to read: both buffers are released while it waits.
+        let waited = tokio::time::timeout(
+            Duration::from_millis(10),
+            read_some(&mut server, &mut buf, &mut out, true),
+        )
+        .await;
+        assert!(waited.is_err());
+        assert_eq!((buf.capacity(), out.capacity()), (0, 0));
+        // The next read goes through the stack into a new buffer.
+        client.write_all(b"hello").await.unwrap();
+        let n = read_some(&mut server, &mut buf, &mut out, true)
+            .await
+            .unwrap();
+        assert_eq!((n, &buf[..]), (5, &b"hello"[..]));
+        // A busy client keeps its buffer.
+        buf.clear();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(10),
+            read_some(&mut server, &mut buf, &mut out, false),
+        )
+        .await;
+        assert!(waited.is_err());
+        assert!(buf.capacity() >= MIN_READ_SIZE);
+        drop(client);
+        let n = read_some(&mut server, &mut buf, &mut out, true)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
     /// Every connection holds this future for its whole life (issue 7: memory
     /// per idle connection). 1,224 bytes over TCP when this was written, the
     /// idle loop (`run`) 688 of them: a new field or `select!` arm that grows
@@ -1488,6 +1569,7 @@ mod tests {
         let info = ConnectionInfo::plain(peer, CONNECT_TIMEOUT);
         let serve = serve_with(broker, server, info, shutdown);
         let size = std::mem::size_of_val(&serve);
+        eprintln!("SIZE {size}");
         assert!(size <= 1_400, "serve_with future: {size} bytes");
     }
 }
