@@ -51,8 +51,14 @@ pub struct SessionHandle {
     /// The session state. Private: changed only through [`Broker::state`], so
     /// that what it records for the store always reaches the store.
     state: Mutex<SessionState>,
-    /// Woken when a message is queued for an attached connection.
+    /// The attached connection's one wake-up: a message was queued, it was
+    /// taken over (`kicked`), the server is shutting down or the password and
+    /// ACL files were reloaded ([`Broker::wake_sessions`]). One `Notify`
+    /// rather than one per reason: each wait is part of every idle
+    /// connection's state. The connection reads why from the flags.
     pub wake: Notify,
+    /// The generation of the connection a takeover ends (0: none).
+    kicked: AtomicU64,
     /// How many of its subscriptions the router holds outside shared groups.
     /// Changed only under the router's write lock, so a publisher holding the
     /// read lock sees how many times the session can match: once at most, and
@@ -65,7 +71,7 @@ pub struct SessionHandle {
 
 #[derive(Debug)]
 struct Owner {
-    kick: Arc<Notify>,
+    generation: u64,
     done: oneshot::Receiver<()>,
 }
 
@@ -77,6 +83,13 @@ struct Lifecycle {
     /// Boxed: few sessions have one, and every session holds this field.
     pending_will: Option<Box<Message>>,
     ended: bool,
+}
+
+impl SessionHandle {
+    /// Whether the connection of `generation` has been taken over.
+    pub fn kicked(&self, generation: u64) -> bool {
+        self.kicked.load(Ordering::Acquire) == generation
+    }
 }
 
 /// A session as a router key: equal when it is the same session.
@@ -472,6 +485,7 @@ impl Broker {
             client_id,
             state: Mutex::new(SessionState::new(self.queue_limits())),
             wake: Notify::new(),
+            kicked: AtomicU64::new(0),
             routes: AtomicUsize::new(0),
             attaching: tokio::sync::Mutex::new(()),
             owner: Mutex::new(None),
@@ -501,6 +515,8 @@ impl Broker {
     pub fn reload(&self, config: &Config) -> Result<Reloaded, ConfigReport> {
         let (state, report) = AuthState::load(config)?;
         self.auth.replace(state);
+        // Each connection re-checks its client against the new files.
+        self.wake_sessions();
         let listeners_changed = config.listeners.len() != self.config.listeners.len()
             || config
                 .listeners
@@ -525,6 +541,15 @@ impl Broker {
         })
     }
 
+    /// Wakes every session's connection, to read a flag set before: a
+    /// shutdown, a reload. A session with none keeps a permit, which costs
+    /// its next connection one spurious turn of its loop.
+    pub fn wake_sessions(&self) {
+        for session in self.sessions.lock().values() {
+            session.wake.notify_one();
+        }
+    }
+
     /// Number of sessions, online or not.
     pub fn session_count(&self) -> usize {
         self.sessions.lock().len()
@@ -542,14 +567,9 @@ impl Broker {
 
     /// Attaches a new connection to `client_id`'s session: takes over a
     /// connection that holds it [MQTT-3.1.4-3], resumes it unless `clean_start`,
-    /// else starts a new one. `kick` is notified if a later connection takes
-    /// this one over.
-    pub async fn attach(
-        self: &Arc<Self>,
-        client_id: &MqttString,
-        clean_start: bool,
-        kick: Arc<Notify>,
-    ) -> Attached {
+    /// else starts a new one. A later connection that takes this one over
+    /// wakes it with [`SessionHandle::kicked`] true.
+    pub async fn attach(self: &Arc<Self>, client_id: &MqttString, clean_start: bool) -> Attached {
         loop {
             let existing = self.sessions.lock().get(client_id).cloned();
             let Some(session) = existing else {
@@ -560,12 +580,15 @@ impl Broker {
                 }
                 sessions.insert(client_id.clone(), Arc::clone(&session));
                 drop(sessions);
-                return self.take_ownership(session, false, kick);
+                return self.take_ownership(session, false);
             };
             let _attaching = session.attaching.lock().await;
             let owner = session.owner.lock().take();
             if let Some(owner) = owner {
-                owner.kick.notify_one();
+                session.kicked.store(owner.generation, Ordering::Release);
+                // A permit, if the connection is not waiting: it reads the flag
+                // at its next wait.
+                session.wake.notify_one();
                 let _ = tokio::time::timeout(TAKEOVER_WAIT, owner.done).await;
             }
             if session.lifecycle.lock().ended {
@@ -577,26 +600,21 @@ impl Broker {
             }
             let pending_will = session.lifecycle.lock().pending_will.take();
             drop(pending_will); // resumed in time: the will is not sent [MQTT-3.1.3-9]
-            return self.take_ownership(Arc::clone(&session), true, kick);
+            return self.take_ownership(Arc::clone(&session), true);
         }
     }
 
-    fn take_ownership(
-        &self,
-        session: Arc<SessionHandle>,
-        session_present: bool,
-        kick: Arc<Notify>,
-    ) -> Attached {
+    fn take_ownership(&self, session: Arc<SessionHandle>, session_present: bool) -> Attached {
         let (done, done_rx) = oneshot::channel();
-        *session.owner.lock() = Some(Owner {
-            kick,
-            done: done_rx,
-        });
         let generation = {
             let mut lifecycle = session.lifecycle.lock();
             lifecycle.generation += 1;
             lifecycle.generation
         };
+        *session.owner.lock() = Some(Owner {
+            generation,
+            done: done_rx,
+        });
         session.state.lock().set_online(true);
         self.stats.connected();
         Attached {

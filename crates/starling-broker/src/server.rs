@@ -47,6 +47,8 @@ pub async fn serve(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: i
 /// [`Broker::reload_tls`].
 pub async fn serve_endpoints(broker: Arc<Broker>, endpoints: Vec<Endpoint>, shutdown: impl Future) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Connections being opened watch `stop_rx`; those past that, `ending`.
+    let ending = connection::Shutdown::new();
     let limit = broker
         .config
         .max_connections
@@ -85,12 +87,14 @@ pub async fn serve_endpoints(broker: Arc<Broker>, endpoints: Vec<Endpoint>, shut
             Arc::clone(&broker),
             Arc::clone(endpoint),
             stop_rx.clone(),
+            ending.clone(),
             [limit.clone(), listener_limit],
         ));
     }
     shutdown.await;
     info!("Shutting down.");
     let _ = stop_tx.send(true);
+    ending.begin(&broker);
     // Each accept loop returns once its connections have ended.
     while accepts.join_next().await.is_some() {}
 }
@@ -120,6 +124,7 @@ async fn accept_loop(
     broker: Arc<Broker>,
     endpoint: Arc<Endpoint>,
     mut stop: watch::Receiver<bool>,
+    shutdown: connection::Shutdown,
     limits: [Option<Arc<Semaphore>>; 2],
 ) {
     let mut connections = tokio::task::JoinSet::new();
@@ -156,6 +161,7 @@ async fn accept_loop(
             stream,
             peer,
             stop: stop.clone(),
+            shutdown: shutdown.clone(),
         });
         connections.spawn(connection_task(opening, permits));
     }
@@ -182,12 +188,12 @@ fn connection_task(
     async move {
         // Not a `match` on the awaited value: its temporary would be kept
         // beside the connection for the life of the task.
-        let Some((opened, info, broker, stop)) = Box::pin(open(opening)).await else {
+        let Some((opened, info, broker, shutdown)) = Box::pin(open(opening)).await else {
             return;
         };
         match opened {
-            Opened::Tcp(stream) => connection::serve_with(broker, stream, info, stop).await,
-            Opened::Boxed(stream) => connection::serve_with(broker, stream, info, stop).await,
+            Opened::Tcp(stream) => connection::serve_with(broker, stream, info, shutdown).await,
+            Opened::Boxed(stream) => connection::serve_with(broker, stream, info, shutdown).await,
         }
         drop(permits);
     }
@@ -200,19 +206,21 @@ struct Opening {
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
+    shutdown: connection::Shutdown,
 }
 
 /// Takes one accepted connection through its listener's transport stages:
 /// what [`connection::serve_with`] needs, or `None` if it never got there.
 async fn open(
     opening: Box<Opening>,
-) -> Option<(Opened, ConnectionInfo, Arc<Broker>, watch::Receiver<bool>)> {
+) -> Option<(Opened, ConnectionInfo, Arc<Broker>, connection::Shutdown)> {
     let Opening {
         broker,
         endpoint,
         stream,
         peer,
         mut stop,
+        shutdown,
     } = *opening;
     let timeout = broker.config.connect_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
@@ -229,7 +237,7 @@ async fn open(
         _ = stop.changed() => return None,
     };
     match opened {
-        Ok(Ok((opened, info))) => Some((opened, info, broker, stop)),
+        Ok(Ok((opened, info))) => Some((opened, info, broker, shutdown)),
         Ok(Err(e)) => {
             info!("Client <unknown> from {peer} refused: {e}.");
             None
@@ -262,6 +270,7 @@ mod tests {
             stream,
             peer,
             stop,
+            shutdown: connection::Shutdown::new(),
         });
         let task = connection_task(opening, Vec::new());
         // The task is allocated in 128-byte steps with ~130 bytes of tokio's
@@ -269,10 +278,14 @@ mod tests {
         // and the permits. 1,224 bytes, with a 1,152-byte TCP connection, in a
         // release build when this was written.
         let task_size = std::mem::size_of_val(&task);
-        let (_stop, stop) = watch::channel(false);
         let info = ConnectionInfo::plain(peer, connection::CONNECT_TIMEOUT);
         let (stream, _) = tokio::io::duplex(1);
-        let serve = connection::serve_with(Broker::new(Config::default()), stream, info, stop);
+        let serve = connection::serve_with(
+            Broker::new(Config::default()),
+            stream,
+            info,
+            connection::Shutdown::new(),
+        );
         let serve_size = std::mem::size_of_val(&serve);
         assert!(
             task_size <= serve_size + 128,
