@@ -64,7 +64,9 @@ pub struct SessionHandle {
     /// read lock sees how many times the session can match: once at most, and
     /// its delivery needs no merging with another.
     routes: AtomicUsize,
-    attaching: tokio::sync::Mutex<()>,
+    /// Serialises attaches during a takeover. Made by the first attach to an
+    /// existing session: most sessions never have one.
+    attaching: Mutex<Option<Arc<tokio::sync::Mutex<()>>>>,
     owner: Mutex<Option<Owner>>,
     lifecycle: Mutex<Lifecycle>,
 }
@@ -487,7 +489,7 @@ impl Broker {
             wake: Notify::new(),
             kicked: AtomicU64::new(0),
             routes: AtomicUsize::new(0),
-            attaching: tokio::sync::Mutex::new(()),
+            attaching: Mutex::new(None),
             owner: Mutex::new(None),
             lifecycle: Mutex::new(Lifecycle::default()),
         })
@@ -582,7 +584,8 @@ impl Broker {
                 drop(sessions);
                 return self.take_ownership(session, false);
             };
-            let _attaching = session.attaching.lock().await;
+            let attaching = Arc::clone(session.attaching.lock().get_or_insert_with(Arc::default));
+            let _attaching = attaching.lock().await;
             let owner = session.owner.lock().take();
             if let Some(owner) = owner {
                 session.kicked.store(owner.generation, Ordering::Release);

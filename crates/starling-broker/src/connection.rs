@@ -356,9 +356,8 @@ struct Connection {
     generation: u64,
     done: Option<tokio::sync::oneshot::Sender<()>>,
     version: ProtocolVersion,
-    client_id: MqttString,
-    peer: SocketAddr,
-    keep_alive: Option<Duration>,
+    /// In seconds; 0: none.
+    keep_alive: u16,
     /// Boxed: most clients have none, and it is read only at the end.
     will: Option<Box<Will>>,
     clean_start: bool,
@@ -379,12 +378,14 @@ struct Connection {
     /// on acknowledgements [MQTT-3.1.2-29].
     problem_info: bool,
     /// `max_publish_rate`: this client's token bucket.
-    rate: Option<RateLimit>,
+    /// Boxed: most brokers set none, and every connection holds this field.
+    rate: Option<Box<RateLimit>>,
     /// A 3.x client over its rate: nothing more is read from it until then
     /// (backpressure).
     paused_until: Option<tokio::time::Instant>,
-    /// The listener's bound address: which security scope applies.
-    listener: SocketAddr,
+    /// The listener (its bound address: which security scope applies).
+    /// Shared, not copied: an address is 32 bytes in every connection.
+    listener: Arc<crate::config::Listener>,
     /// The user name the client logged in with (or its certificate gave).
     username: Option<String>,
     /// The password file, ACL and settings in force for this client; replaced
@@ -537,9 +538,7 @@ impl Connection {
             generation: attached.generation,
             done: Some(attached.done),
             version,
-            client_id,
-            peer,
-            keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
+            keep_alive,
             will: connect.will.take().map(Box::new),
             clean_start: connect.clean_start,
             session_expiry: props.session_expiry_interval.unwrap_or(0),
@@ -557,9 +556,9 @@ impl Connection {
             problem_info: props.request_problem_information.unwrap_or(true),
             rate: config
                 .max_publish_rate
-                .map(|rate| RateLimit::new(rate, Instant::now())),
+                .map(|rate| Box::new(RateLimit::new(rate, Instant::now()))),
             paused_until: None,
-            listener: info.listener.bind,
+            listener: Arc::clone(&info.listener),
             username,
             scope,
             reloads,
@@ -593,7 +592,7 @@ impl Connection {
             if props.request_response_information == Some(true) {
                 // A topic prefix this client may use for its response topics.
                 properties.response_information =
-                    MqttString::try_from(format!("response/{}", conn.client_id)).ok();
+                    MqttString::try_from(format!("response/{}", conn.session.client_id)).ok();
             }
             if !config.retain_available {
                 properties.retain_available = Some(false);
@@ -607,7 +606,7 @@ impl Connection {
         info!(
             "New client connected from {} as {} (p{}, c{}, k{}{}).",
             peer,
-            conn.client_id,
+            conn.session.client_id,
             match version {
                 ProtocolVersion::V3_1 => 1,
                 ProtocolVersion::V3_1_1 => 2,
@@ -647,7 +646,8 @@ impl Connection {
         decoder: &mut Decoder,
         shutdown: &Shutdown,
     ) -> End {
-        let keep_alive = self.keep_alive.map(|k| k * 3 / 2);
+        let keep_alive =
+            (self.keep_alive > 0).then(|| Duration::from_secs(u64::from(self.keep_alive)) * 3 / 2);
         let deadline = tokio::time::sleep(keep_alive.unwrap_or(Duration::from_secs(86_400)));
         tokio::pin!(deadline);
         loop {
@@ -790,7 +790,7 @@ impl Connection {
                         }
                         continue;
                     }
-                    info!("Client {} has exceeded timeout, disconnecting.", self.client_id);
+                    info!("Client {} has exceeded timeout, disconnecting.", self.session.client_id);
                     return End::Server(ReasonCode::KEEP_ALIVE_TIMEOUT, String::new());
                 }
             }
@@ -840,7 +840,7 @@ impl Connection {
             if reason == ReasonCode::SESSION_TAKEN_OVER {
                 info!(
                     "Client {} already connected, closing old connection.",
-                    self.client_id
+                    self.session.client_id
                 );
             }
             return Some(End::Server(reason, String::new()));
@@ -858,13 +858,15 @@ impl Connection {
     async fn finish<S: AsyncWrite + Unpin>(mut self, end: End, stream: &mut S) {
         let publish_will = !matches!(end, End::Normal);
         match &end {
-            End::Normal => info!("Client {} disconnected.", self.client_id),
-            End::DisconnectWithWill => info!("Client {} disconnected with will.", self.client_id),
-            End::Closed => info!("Client {} closed its connection.", self.client_id),
-            End::Io(e) => info!("Client {} disconnected: {e}.", self.client_id),
+            End::Normal => info!("Client {} disconnected.", self.session.client_id),
+            End::DisconnectWithWill => {
+                info!("Client {} disconnected with will.", self.session.client_id)
+            }
+            End::Closed => info!("Client {} closed its connection.", self.session.client_id),
+            End::Io(e) => info!("Client {} disconnected: {e}.", self.session.client_id),
             End::Server(reason, text) => {
                 if !text.is_empty() {
-                    info!("Client {} disconnected: {text}", self.client_id);
+                    info!("Client {} disconnected: {text}", self.session.client_id);
                 }
                 if self.version.is_v5() {
                     let mut disconnect = Disconnect::new(*reason);
@@ -879,7 +881,7 @@ impl Connection {
             }
             End::Abandoned(reason) => info!(
                 "Client {} disconnected ({reason}) while not reading.",
-                self.client_id
+                self.session.client_id
             ),
         }
         let abandoned = matches!(end, End::Abandoned(_));
@@ -895,7 +897,10 @@ impl Connection {
         let will = self.will.take().filter(|_| publish_will).filter(|will| {
             let allowed = self.scope.may_publish(&self.acl_client(), &will.topic);
             if !allowed {
-                debug!("Denied will of {} to '{}'", self.client_id, will.topic);
+                debug!(
+                    "Denied will of {} to '{}'",
+                    self.session.client_id, will.topic
+                );
             }
             allowed
         });
@@ -908,7 +913,7 @@ impl Connection {
         self.broker
             .detach(&self.session, self.generation, will, expiry);
         drop(self.done.take());
-        debug!("connection from {} finished", self.peer);
+        debug!("connection of {} finished", self.session.client_id);
     }
 
     fn expiry(&self) -> Expiry {
@@ -967,7 +972,7 @@ impl Connection {
             debug!(
                 "Sending {} to {}",
                 crate::log::describe(&packet),
-                self.client_id
+                self.session.client_id
             );
         }
         match packet.encode(self.version, &mut self.out) {
@@ -975,7 +980,7 @@ impl Connection {
             Err(e) => warn!(
                 "cannot encode {} for {}: {e}",
                 packet.packet_type(),
-                self.client_id
+                self.session.client_id
             ),
         }
     }
@@ -1008,7 +1013,7 @@ impl Connection {
                 if !self.may_read(&delivery) {
                     debug!(
                         "Denied delivery of '{}' to {}",
-                        delivery.message.topic, self.client_id
+                        delivery.message.topic, self.session.client_id
                     );
                     continue;
                 }
@@ -1040,7 +1045,7 @@ impl Connection {
     /// The client as the ACL sees it.
     fn acl_client(&self) -> AclClient<'_> {
         AclClient {
-            client_id: self.client_id.as_str(),
+            client_id: self.session.client_id.as_str(),
             username: self.username.as_deref(),
         }
     }
@@ -1062,7 +1067,7 @@ impl Connection {
     /// anonymous client that is no longer allowed (as Mosquitto's
     /// `mosquitto_security_apply_default`); logged-in clients stay.
     fn reloaded(&mut self) -> Option<End> {
-        self.scope = Arc::clone(self.broker.auth.state().scope(Some(self.listener)));
+        self.scope = Arc::clone(self.broker.auth.state().scope(Some(self.listener.bind)));
         if self.username.is_none() && !self.scope.settings.allow_anonymous {
             return Some(End::Server(
                 ReasonCode::NOT_AUTHORIZED,
@@ -1132,12 +1137,12 @@ impl Connection {
             debug!(
                 "Sending {} to {}",
                 crate::log::describe(&Packet::Publish(owned)),
-                self.client_id
+                self.session.client_id
             );
         }
         match publish.encode(self.version, &mut self.out) {
             Ok(()) => Stats::add(&self.broker.stats.packets_sent, 1),
-            Err(e) => warn!("cannot encode PUBLISH for {}: {e}", self.client_id),
+            Err(e) => warn!("cannot encode PUBLISH for {}: {e}", self.session.client_id),
         }
     }
 
@@ -1180,7 +1185,7 @@ impl Connection {
             debug!(
                 "Received {} from {}",
                 crate::log::describe(&packet),
-                self.client_id
+                self.session.client_id
             );
         }
         match packet {
@@ -1352,7 +1357,7 @@ impl Connection {
             // (`send_ack`), as Mosquitto does.
             debug!(
                 "Denied PUBLISH from {} (d{}, q{}, r{}, '{}', ... ({} bytes))",
-                self.client_id,
+                self.session.client_id,
                 u8::from(publish.dup),
                 publish.delivery.qos().as_u8(),
                 u8::from(publish.retain),
@@ -1461,7 +1466,10 @@ impl Connection {
         for (filter, options) in subscribe.filters {
             if !self.scope.may_subscribe(&self.acl_client(), &filter) {
                 // SUBACK 0x80 Failure (3.1.1) / 0x87 Not authorized (v5), per filter.
-                debug!("Denied SUBSCRIBE from {} to '{filter}'", self.client_id);
+                debug!(
+                    "Denied SUBSCRIBE from {} to '{filter}'",
+                    self.session.client_id
+                );
                 codes.push(if self.version.is_v5() {
                     ReasonCode::NOT_AUTHORIZED
                 } else {
@@ -1612,11 +1620,13 @@ mod tests {
 
     /// Every connection holds this future for its whole life (issue 7: memory
     /// per idle connection). 1,224 bytes over TCP when this was first written;
-    /// 816 (release) and 824 (debug) once the handshake's arguments were left
-    /// out of it and the idle `select!` waited on the session's one wake-up
-    /// instead of also a kick, the shutdown and the reloads (those were 304
-    /// bytes). A new field or `select!` arm that grows it should be boxed or
-    /// justified.
+    /// 816 (release) once the handshake's arguments were left out of it and
+    /// the idle `select!` waited on the session's one wake-up instead of also
+    /// a kick, the shutdown and the reloads (those were 304 bytes); 688 once
+    /// `Connection` (208 bytes) shared its client id, listener and peer
+    /// instead of copying them. The connection's task adds ~200 and is
+    /// allocated in 128-byte steps: 896 bytes then. A new field or `select!`
+    /// arm that grows it should be boxed or justified.
     #[tokio::test]
     async fn an_idle_connection_future_stays_small() {
         let broker = Broker::new(crate::config::Config::default());
@@ -1629,6 +1639,6 @@ mod tests {
         let info = ConnectionInfo::plain(peer, CONNECT_TIMEOUT);
         let serve = serve_with(broker, server, info, Shutdown::new());
         let size = std::mem::size_of_val(&serve);
-        assert!(size <= 880, "serve_with future: {size} bytes");
+        assert!(size <= 720, "serve_with future: {size} bytes");
     }
 }

@@ -120,12 +120,12 @@ pub struct SessionState {
     pub subscriptions: HashMap<TopicFilter, Subscription>,
     queue: VecDeque<Delivery>,
     queued_bytes: usize,
-    inflight: HashMap<PacketId, Inflight>,
+    inflight: HashMap<PacketId, Inflight, IdHashing>,
     /// In-flight PUBLISHes not yet sent again since the session resumed, oldest
     /// first: they wait for room in the client's Receive Maximum.
     held: VecDeque<PacketId>,
     next_order: u64,
-    incoming_qos2: HashSet<PacketId>,
+    incoming_qos2: HashSet<PacketId, IdHashing>,
     next_packet_id: PacketId,
     limits: QueueLimits,
     online: bool,
@@ -133,10 +133,44 @@ pub struct SessionState {
     pub dropped: u64,
     /// Whether the last offer was dropped.
     dropping: bool,
-    /// `Some` while the store keeps this session. Boxed: most sessions have none.
-    record: Option<Box<SessionRecord>>,
-    /// Changes not yet handed to the store (only while `record` is `Some`).
+    /// `Some` while the store keeps this session. Boxed: most sessions have
+    /// none.
+    record: Option<Box<Kept>>,
+}
+
+/// What a session the store keeps has besides its state.
+#[derive(Debug)]
+struct Kept {
+    record: SessionRecord,
+    /// Changes not yet handed to the store.
     changes: Vec<SessionChange>,
+}
+
+/// Hashes packet identifiers, without the random keys (16 bytes in each map
+/// of every session) that guard a map whose keys an attacker chooses from a
+/// large set: a client has at most 65,535 identifiers, fewer in flight (its
+/// and the broker's Receive Maximum), and the multiplication spreads
+/// consecutive ones over distinct buckets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+/// [`IdHasher`] as a map's hasher.
+pub type IdHashing = std::hash::BuildHasherDefault<IdHasher>;
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u16(u16::from(byte) ^ (self.0 as u16).rotate_left(8));
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl SessionState {
@@ -146,17 +180,16 @@ impl SessionState {
             subscriptions: HashMap::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
-            inflight: HashMap::new(),
+            inflight: HashMap::default(),
             held: VecDeque::new(),
             next_order: 0,
-            incoming_qos2: HashSet::new(),
+            incoming_qos2: HashSet::default(),
             next_packet_id: PacketId::MIN,
             limits,
             online: false,
             dropped: 0,
             dropping: false,
             record: None,
-            changes: Vec::new(),
         }
     }
 
@@ -189,29 +222,36 @@ impl SessionState {
             state.next_packet_id = id.next();
         }
         state.incoming_qos2 = incoming_qos2.into_iter().collect();
-        state.record = Some(Box::new(record));
+        state.set_record(Some(record));
         state
     }
 
     /// What the store knows of this session, if it keeps it.
     pub fn record(&self) -> Option<&SessionRecord> {
-        self.record.as_deref()
+        self.record.as_deref().map(|kept| &kept.record)
     }
 
     /// Starts (`Some`) or stops (`None`) keeping the session in the store.
     /// Changes are recorded only while a record is set.
     pub fn set_record(&mut self, record: Option<SessionRecord>) {
-        if record.is_none() {
-            self.changes.clear();
+        match (&mut self.record, record) {
+            (Some(kept), Some(record)) => kept.record = record,
+            (_, record) => {
+                self.record = record.map(|record| {
+                    Box::new(Kept {
+                        record,
+                        changes: Vec::new(),
+                    })
+                })
+            }
         }
-        self.record = record.map(Box::new);
     }
 
     /// Changes the record, if there is one; returns whether there was.
     pub fn update_record(&mut self, f: impl FnOnce(&mut SessionRecord)) -> bool {
         match self.record.as_deref_mut() {
-            Some(record) => {
-                f(record);
+            Some(kept) => {
+                f(&mut kept.record);
                 true
             }
             None => false,
@@ -220,17 +260,22 @@ impl SessionState {
 
     /// The changes recorded since the last call, oldest first.
     pub fn take_changes(&mut self) -> Vec<SessionChange> {
-        std::mem::take(&mut self.changes)
+        self.record
+            .as_deref_mut()
+            .map(|kept| std::mem::take(&mut kept.changes))
+            .unwrap_or_default()
     }
 
     /// Whether changes wait to be taken.
     pub fn has_changes(&self) -> bool {
-        !self.changes.is_empty()
+        self.record
+            .as_deref()
+            .is_some_and(|kept| !kept.changes.is_empty())
     }
 
     fn record_change(&mut self, change: impl FnOnce() -> SessionChange) {
-        if self.record.is_some() {
-            self.changes.push(change());
+        if let Some(kept) = self.record.as_deref_mut() {
+            kept.changes.push(change());
         }
     }
 
@@ -286,8 +331,8 @@ impl SessionState {
         // lost with the connection anyway.
         delivery.stored =
             self.record.is_some() && (delivery.qos != QoS::AtMostOnce || !self.online);
-        if delivery.stored {
-            self.changes.push(SessionChange::Enqueued(delivery.clone()));
+        if let Some(kept) = self.record.as_deref_mut().filter(|_| delivery.stored) {
+            kept.changes.push(SessionChange::Enqueued(delivery.clone()));
         }
         self.queue.push_back(delivery);
         if self.queue.len() == 1 {
