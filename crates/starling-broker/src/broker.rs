@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use starling_proto::{MqttString, QoS, ReasonCode, TopicFilter};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
 use crate::auth::{Auth, AuthState};
 use crate::config::{Config, ConfigProblem, ConfigReport};
@@ -64,17 +64,24 @@ pub struct SessionHandle {
     /// read lock sees how many times the session can match: once at most, and
     /// its delivery needs no merging with another.
     routes: AtomicUsize,
-    /// Serialises attaches during a takeover. Made by the first attach to an
-    /// existing session: most sessions never have one.
-    attaching: Mutex<Option<Arc<tokio::sync::Mutex<()>>>>,
-    owner: Mutex<Option<Owner>>,
+    /// Made by the first attach to an existing session: most sessions never
+    /// have one.
+    attaching: Mutex<Option<Arc<Takeover>>>,
+    /// The generation of the connection attached, if one is.
+    owner: Mutex<Option<u64>>,
+    /// The generation of the last connection that finished (0: none), so a
+    /// takeover can wait for the one it ends.
+    finished: AtomicU64,
     lifecycle: Mutex<Lifecycle>,
 }
 
-#[derive(Debug)]
-struct Owner {
-    generation: u64,
-    done: oneshot::Receiver<()>,
+/// What attaches to an existing session share.
+#[derive(Debug, Default)]
+struct Takeover {
+    /// Serialises them.
+    lock: tokio::sync::Mutex<()>,
+    /// Woken when a connection of the session finishes.
+    finished: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -119,10 +126,10 @@ pub struct Attached {
     pub session: Arc<SessionHandle>,
     /// Whether an existing session was resumed.
     pub session_present: bool,
-    /// The session generation this connection owns.
+    /// The session generation this connection owns; it calls
+    /// [`Broker::finished`] with it when it has finished, so a takeover can
+    /// wait for it.
     pub generation: u64,
-    /// Dropped when the connection has finished, so a takeover can wait for it.
-    pub done: oneshot::Sender<()>,
 }
 
 /// When a detached session ends.
@@ -155,6 +162,8 @@ pub struct Broker {
     router: RwLock<Router<SessionRef>>,
     retained: RwLock<RetainedStore>,
     sessions: Mutex<HashMap<MqttString, Arc<SessionHandle>>>,
+    /// Every session's queue limits (from `config`).
+    queue_limits: Arc<QueueLimits>,
     /// Counters.
     pub stats: Stats,
     next_id: AtomicU64,
@@ -270,15 +279,20 @@ impl Broker {
     fn build(config: Config, auth: AuthState, persistence: Option<Persistence>) -> Arc<Broker> {
         Arc::new(Broker {
             auth: Auth::new(auth, &config),
-            config,
             router: RwLock::new(Router::new()),
             retained: RwLock::new(RetainedStore::new()),
             sessions: Mutex::new(HashMap::new()),
+            queue_limits: Arc::new(QueueLimits {
+                max_messages: config.max_queued_messages,
+                max_bytes: config.max_queued_bytes,
+                queue_qos0_offline: config.queue_qos0_messages,
+            }),
             stats: Stats::default(),
             next_id: AtomicU64::new(1),
             started: Instant::now(),
             tls: Default::default(),
             persistence,
+            config,
         })
     }
 
@@ -473,12 +487,8 @@ impl Broker {
         }
     }
 
-    fn queue_limits(&self) -> QueueLimits {
-        QueueLimits {
-            max_messages: self.config.max_queued_messages,
-            max_bytes: self.config.max_queued_bytes,
-            queue_qos0_offline: self.config.queue_qos0_messages,
-        }
+    fn queue_limits(&self) -> Arc<QueueLimits> {
+        Arc::clone(&self.queue_limits)
     }
 
     fn new_session(&self, client_id: MqttString) -> Arc<SessionHandle> {
@@ -491,6 +501,7 @@ impl Broker {
             routes: AtomicUsize::new(0),
             attaching: Mutex::new(None),
             owner: Mutex::new(None),
+            finished: AtomicU64::new(0),
             lifecycle: Mutex::new(Lifecycle::default()),
         })
     }
@@ -584,15 +595,27 @@ impl Broker {
                 drop(sessions);
                 return self.take_ownership(session, false);
             };
-            let attaching = Arc::clone(session.attaching.lock().get_or_insert_with(Arc::default));
-            let _attaching = attaching.lock().await;
+            let takeover = Arc::clone(session.attaching.lock().get_or_insert_with(Arc::default));
+            let _attaching = takeover.lock.lock().await;
             let owner = session.owner.lock().take();
-            if let Some(owner) = owner {
-                session.kicked.store(owner.generation, Ordering::Release);
+            if let Some(generation) = owner {
+                session.kicked.store(generation, Ordering::Release);
                 // A permit, if the connection is not waiting: it reads the flag
                 // at its next wait.
                 session.wake.notify_one();
-                let _ = tokio::time::timeout(TAKEOVER_WAIT, owner.done).await;
+                let finished = async {
+                    loop {
+                        let notified = takeover.finished.notified();
+                        tokio::pin!(notified);
+                        // Registered before the check: a finish after it wakes us.
+                        notified.as_mut().enable();
+                        if session.finished.load(Ordering::Acquire) >= generation {
+                            return;
+                        }
+                        notified.await;
+                    }
+                };
+                let _ = tokio::time::timeout(TAKEOVER_WAIT, finished).await;
             }
             if session.lifecycle.lock().ended {
                 continue; // it expired while we waited: start over
@@ -608,23 +631,27 @@ impl Broker {
     }
 
     fn take_ownership(&self, session: Arc<SessionHandle>, session_present: bool) -> Attached {
-        let (done, done_rx) = oneshot::channel();
         let generation = {
             let mut lifecycle = session.lifecycle.lock();
             lifecycle.generation += 1;
             lifecycle.generation
         };
-        *session.owner.lock() = Some(Owner {
-            generation,
-            done: done_rx,
-        });
+        *session.owner.lock() = Some(generation);
         session.state.lock().set_online(true);
         self.stats.connected();
         Attached {
             session,
             session_present,
             generation,
-            done,
+        }
+    }
+
+    /// Tells a takeover waiting for it that the connection of `generation` to
+    /// `session` has finished.
+    pub fn finished(&self, session: &SessionHandle, generation: u64) {
+        session.finished.fetch_max(generation, Ordering::AcqRel);
+        if let Some(takeover) = session.attaching.lock().as_ref() {
+            takeover.finished.notify_waiters();
         }
     }
 

@@ -354,7 +354,6 @@ struct Connection {
     broker: Arc<Broker>,
     session: Arc<SessionHandle>,
     generation: u64,
-    done: Option<tokio::sync::oneshot::Sender<()>>,
     version: ProtocolVersion,
     /// In seconds; 0: none.
     keep_alive: u16,
@@ -396,6 +395,13 @@ struct Connection {
     /// acknowledgement in the write buffer promises what came before it is
     /// stored. 0: nothing to wait for.
     gate: u64,
+}
+
+impl Drop for Connection {
+    /// At the end of `finish`, or wherever the connection's task is dropped.
+    fn drop(&mut self) {
+        self.broker.finished(&self.session, self.generation);
+    }
 }
 
 impl Connection {
@@ -536,7 +542,6 @@ impl Connection {
             broker: Arc::clone(broker),
             session: attached.session,
             generation: attached.generation,
-            done: Some(attached.done),
             version,
             keep_alive,
             will: connect.will.take().map(Box::new),
@@ -912,7 +917,6 @@ impl Connection {
         let expiry = self.expiry();
         self.broker
             .detach(&self.session, self.generation, will, expiry);
-        drop(self.done.take());
         debug!("connection of {} finished", self.session.client_id);
     }
 

@@ -127,7 +127,8 @@ pub struct SessionState {
     next_order: u64,
     incoming_qos2: HashSet<PacketId, IdHashing>,
     next_packet_id: PacketId,
-    limits: QueueLimits,
+    /// The broker's, shared: 40 bytes in every session otherwise.
+    limits: Arc<QueueLimits>,
     online: bool,
     /// Messages dropped because the queue was full.
     pub dropped: u64,
@@ -175,7 +176,7 @@ impl std::hash::Hasher for IdHasher {
 
 impl SessionState {
     /// A new, empty session.
-    pub fn new(limits: QueueLimits) -> Self {
+    pub fn new(limits: impl Into<Arc<QueueLimits>>) -> Self {
         SessionState {
             subscriptions: HashMap::new(),
             queue: VecDeque::new(),
@@ -185,7 +186,7 @@ impl SessionState {
             next_order: 0,
             incoming_qos2: HashSet::default(),
             next_packet_id: PacketId::MIN,
-            limits,
+            limits: limits.into(),
             online: false,
             dropped: 0,
             dropping: false,
@@ -197,7 +198,7 @@ impl SessionState {
     /// its queue, its in-flight messages in the order they were first sent and
     /// its inbound QoS 2 identifiers.
     pub fn restore(
-        limits: QueueLimits,
+        limits: Arc<QueueLimits>,
         record: SessionRecord,
         subscriptions: HashMap<TopicFilter, Subscription>,
         queue: Vec<Delivery>,

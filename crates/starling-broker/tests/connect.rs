@@ -421,7 +421,15 @@ async fn takeover_and_stop_reach_a_connection_that_messages_keep_waking() {
     let (mut first, _) = accepted(&broker, connect(V5, "busy")).await;
     first.subscribe(1, "busy/t", QoS::AtMostOnce).await;
     flood(&mut publisher).await;
+    let started = Instant::now();
     let (mut second, _) = accepted(&broker, connect(V5, "busy")).await;
+    // The takeover waits for the old connection to finish (up to 5 s if it
+    // never does): it is told when it has.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "takeover took {:?}",
+        started.elapsed()
+    );
     assert_eq!(
         disconnect_reason(&mut first).await,
         Some(ReasonCode::SESSION_TAKEN_OVER)
