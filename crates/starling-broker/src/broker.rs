@@ -15,7 +15,7 @@
 //! records them. At start-up [`Broker::with_store`] rebuilds all of it from
 //! the store before any listener accepts a client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -119,6 +119,30 @@ impl Hash for SessionRef {
     }
 }
 
+/// A session in the broker's set of them, found by its client id.
+#[derive(Debug)]
+struct ByClientId(Arc<SessionHandle>);
+
+impl PartialEq for ByClientId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.client_id == other.0.client_id
+    }
+}
+
+impl Eq for ByClientId {}
+
+impl Hash for ByClientId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.client_id.hash(state);
+    }
+}
+
+impl std::borrow::Borrow<MqttString> for ByClientId {
+    fn borrow(&self) -> &MqttString {
+        &self.0.client_id
+    }
+}
+
 /// The outcome of attaching a connection to a session.
 #[derive(Debug)]
 pub struct Attached {
@@ -161,7 +185,9 @@ pub struct Broker {
     pub config: Config,
     router: RwLock<Router<SessionRef>>,
     retained: RwLock<RetainedStore>,
-    sessions: Mutex<HashMap<MqttString, Arc<SessionHandle>>>,
+    /// Every session by client id. A set of the sessions, not a map from a
+    /// copy of their ids: 40 bytes an entry otherwise.
+    sessions: Mutex<HashSet<ByClientId>>,
     /// Every session's queue limits (from `config`).
     queue_limits: Arc<QueueLimits>,
     /// Counters.
@@ -281,7 +307,7 @@ impl Broker {
             auth: Auth::new(auth, &config),
             router: RwLock::new(Router::new()),
             retained: RwLock::new(RetainedStore::new()),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashSet::new()),
             queue_limits: Arc::new(QueueLimits {
                 max_messages: config.max_queued_messages,
                 max_bytes: config.max_queued_bytes,
@@ -376,7 +402,7 @@ impl Broker {
             }
             self.sessions
                 .lock()
-                .insert(stored.client_id.clone(), Arc::clone(&session));
+                .replace(ByClientId(Arc::clone(&session)));
             if was_online {
                 self.state(&session).save();
             }
@@ -558,8 +584,8 @@ impl Broker {
     /// shutdown, a reload. A session with none keeps a permit, which costs
     /// its next connection one spurious turn of its loop.
     pub fn wake_sessions(&self) {
-        for session in self.sessions.lock().values() {
-            session.wake.notify_one();
+        for session in self.sessions.lock().iter() {
+            session.0.wake.notify_one();
         }
     }
 
@@ -584,14 +610,22 @@ impl Broker {
     /// wakes it with [`SessionHandle::kicked`] true.
     pub async fn attach(self: &Arc<Self>, client_id: &MqttString, clean_start: bool) -> Attached {
         loop {
-            let existing = self.sessions.lock().get(client_id).cloned();
+            let existing = self
+                .sessions
+                .lock()
+                .get(client_id)
+                .map(|s| Arc::clone(&s.0));
             let Some(session) = existing else {
-                let session = self.new_session(client_id.clone());
+                // A copy of its own: a clone of `client_id` would share (and
+                // keep) its allocation with one more for the sharing.
+                let own = bytes::Bytes::copy_from_slice(client_id.as_bytes());
+                let session = self
+                    .new_session(MqttString::from_bytes(own).unwrap_or_else(|_| client_id.clone()));
                 let mut sessions = self.sessions.lock();
-                if sessions.contains_key(client_id) {
+                if sessions.contains(client_id) {
                     continue; // another connection registered it first
                 }
-                sessions.insert(client_id.clone(), Arc::clone(&session));
+                sessions.insert(ByClientId(Arc::clone(&session)));
                 drop(sessions);
                 return self.take_ownership(session, false);
             };
@@ -803,7 +837,7 @@ impl Broker {
             let mut sessions = self.sessions.lock();
             if sessions
                 .get(&session.client_id)
-                .is_some_and(|s| Arc::ptr_eq(s, session))
+                .is_some_and(|s| Arc::ptr_eq(&s.0, session))
             {
                 sessions.remove(&session.client_id);
             }
