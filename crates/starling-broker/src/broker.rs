@@ -15,7 +15,7 @@
 //! records them. At start-up [`Broker::with_store`] rebuilds all of it from
 //! the store before any listener accepts a client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use starling_proto::{MqttString, QoS, ReasonCode, TopicFilter};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
 use crate::auth::{Auth, AuthState};
 use crate::config::{Config, ConfigProblem, ConfigReport};
@@ -51,22 +51,37 @@ pub struct SessionHandle {
     /// The session state. Private: changed only through [`Broker::state`], so
     /// that what it records for the store always reaches the store.
     state: Mutex<SessionState>,
-    /// Woken when a message is queued for an attached connection.
+    /// The attached connection's one wake-up: a message was queued, it was
+    /// taken over (`kicked`), the server is shutting down or the password and
+    /// ACL files were reloaded ([`Broker::wake_sessions`]). One `Notify`
+    /// rather than one per reason: each wait is part of every idle
+    /// connection's state. The connection reads why from the flags.
     pub wake: Notify,
+    /// The generation of the connection a takeover ends (0: none).
+    kicked: AtomicU64,
     /// How many of its subscriptions the router holds outside shared groups.
     /// Changed only under the router's write lock, so a publisher holding the
     /// read lock sees how many times the session can match: once at most, and
     /// its delivery needs no merging with another.
     routes: AtomicUsize,
-    attaching: tokio::sync::Mutex<()>,
-    owner: Mutex<Option<Owner>>,
+    /// Made by the first attach to an existing session: most sessions never
+    /// have one.
+    attaching: Mutex<Option<Arc<Takeover>>>,
+    /// The generation of the connection attached, if one is.
+    owner: Mutex<Option<u64>>,
+    /// The generation of the last connection that finished (0: none), so a
+    /// takeover can wait for the one it ends.
+    finished: AtomicU64,
     lifecycle: Mutex<Lifecycle>,
 }
 
-#[derive(Debug)]
-struct Owner {
-    kick: Arc<Notify>,
-    done: oneshot::Receiver<()>,
+/// What attaches to an existing session share.
+#[derive(Debug, Default)]
+struct Takeover {
+    /// Serialises them.
+    lock: tokio::sync::Mutex<()>,
+    /// Woken when a connection of the session finishes.
+    finished: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +92,13 @@ struct Lifecycle {
     /// Boxed: few sessions have one, and every session holds this field.
     pending_will: Option<Box<Message>>,
     ended: bool,
+}
+
+impl SessionHandle {
+    /// Whether the connection of `generation` has been taken over.
+    pub fn kicked(&self, generation: u64) -> bool {
+        self.kicked.load(Ordering::Acquire) == generation
+    }
 }
 
 /// A session as a router key: equal when it is the same session.
@@ -97,6 +119,30 @@ impl Hash for SessionRef {
     }
 }
 
+/// A session in the broker's set of them, found by its client id.
+#[derive(Debug)]
+struct ByClientId(Arc<SessionHandle>);
+
+impl PartialEq for ByClientId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.client_id == other.0.client_id
+    }
+}
+
+impl Eq for ByClientId {}
+
+impl Hash for ByClientId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.client_id.hash(state);
+    }
+}
+
+impl std::borrow::Borrow<MqttString> for ByClientId {
+    fn borrow(&self) -> &MqttString {
+        &self.0.client_id
+    }
+}
+
 /// The outcome of attaching a connection to a session.
 #[derive(Debug)]
 pub struct Attached {
@@ -104,10 +150,10 @@ pub struct Attached {
     pub session: Arc<SessionHandle>,
     /// Whether an existing session was resumed.
     pub session_present: bool,
-    /// The session generation this connection owns.
+    /// The session generation this connection owns; it calls
+    /// [`Broker::finished`] with it when it has finished, so a takeover can
+    /// wait for it.
     pub generation: u64,
-    /// Dropped when the connection has finished, so a takeover can wait for it.
-    pub done: oneshot::Sender<()>,
 }
 
 /// When a detached session ends.
@@ -139,7 +185,11 @@ pub struct Broker {
     pub config: Config,
     router: RwLock<Router<SessionRef>>,
     retained: RwLock<RetainedStore>,
-    sessions: Mutex<HashMap<MqttString, Arc<SessionHandle>>>,
+    /// Every session by client id. A set of the sessions, not a map from a
+    /// copy of their ids: 40 bytes an entry otherwise.
+    sessions: Mutex<HashSet<ByClientId>>,
+    /// Every session's queue limits (from `config`).
+    queue_limits: Arc<QueueLimits>,
     /// Counters.
     pub stats: Stats,
     next_id: AtomicU64,
@@ -255,15 +305,20 @@ impl Broker {
     fn build(config: Config, auth: AuthState, persistence: Option<Persistence>) -> Arc<Broker> {
         Arc::new(Broker {
             auth: Auth::new(auth, &config),
-            config,
             router: RwLock::new(Router::new()),
             retained: RwLock::new(RetainedStore::new()),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashSet::new()),
+            queue_limits: Arc::new(QueueLimits {
+                max_messages: config.max_queued_messages,
+                max_bytes: config.max_queued_bytes,
+                queue_qos0_offline: config.queue_qos0_messages,
+            }),
             stats: Stats::default(),
             next_id: AtomicU64::new(1),
             started: Instant::now(),
             tls: Default::default(),
             persistence,
+            config,
         })
     }
 
@@ -347,7 +402,7 @@ impl Broker {
             }
             self.sessions
                 .lock()
-                .insert(stored.client_id.clone(), Arc::clone(&session));
+                .replace(ByClientId(Arc::clone(&session)));
             if was_online {
                 self.state(&session).save();
             }
@@ -458,12 +513,8 @@ impl Broker {
         }
     }
 
-    fn queue_limits(&self) -> QueueLimits {
-        QueueLimits {
-            max_messages: self.config.max_queued_messages,
-            max_bytes: self.config.max_queued_bytes,
-            queue_qos0_offline: self.config.queue_qos0_messages,
-        }
+    fn queue_limits(&self) -> Arc<QueueLimits> {
+        Arc::clone(&self.queue_limits)
     }
 
     fn new_session(&self, client_id: MqttString) -> Arc<SessionHandle> {
@@ -472,9 +523,11 @@ impl Broker {
             client_id,
             state: Mutex::new(SessionState::new(self.queue_limits())),
             wake: Notify::new(),
+            kicked: AtomicU64::new(0),
             routes: AtomicUsize::new(0),
-            attaching: tokio::sync::Mutex::new(()),
+            attaching: Mutex::new(None),
             owner: Mutex::new(None),
+            finished: AtomicU64::new(0),
             lifecycle: Mutex::new(Lifecycle::default()),
         })
     }
@@ -501,6 +554,8 @@ impl Broker {
     pub fn reload(&self, config: &Config) -> Result<Reloaded, ConfigReport> {
         let (state, report) = AuthState::load(config)?;
         self.auth.replace(state);
+        // Each connection re-checks its client against the new files.
+        self.wake_sessions();
         let listeners_changed = config.listeners.len() != self.config.listeners.len()
             || config
                 .listeners
@@ -525,6 +580,15 @@ impl Broker {
         })
     }
 
+    /// Wakes every session's connection, to read a flag set before: a
+    /// shutdown, a reload. A session with none keeps a permit, which costs
+    /// its next connection one spurious turn of its loop.
+    pub fn wake_sessions(&self) {
+        for session in self.sessions.lock().iter() {
+            session.0.wake.notify_one();
+        }
+    }
+
     /// Number of sessions, online or not.
     pub fn session_count(&self) -> usize {
         self.sessions.lock().len()
@@ -542,31 +606,50 @@ impl Broker {
 
     /// Attaches a new connection to `client_id`'s session: takes over a
     /// connection that holds it [MQTT-3.1.4-3], resumes it unless `clean_start`,
-    /// else starts a new one. `kick` is notified if a later connection takes
-    /// this one over.
-    pub async fn attach(
-        self: &Arc<Self>,
-        client_id: &MqttString,
-        clean_start: bool,
-        kick: Arc<Notify>,
-    ) -> Attached {
+    /// else starts a new one. A later connection that takes this one over
+    /// wakes it with [`SessionHandle::kicked`] true.
+    pub async fn attach(self: &Arc<Self>, client_id: &MqttString, clean_start: bool) -> Attached {
         loop {
-            let existing = self.sessions.lock().get(client_id).cloned();
+            let existing = self
+                .sessions
+                .lock()
+                .get(client_id)
+                .map(|s| Arc::clone(&s.0));
             let Some(session) = existing else {
-                let session = self.new_session(client_id.clone());
+                // A copy of its own: a clone of `client_id` would share (and
+                // keep) its allocation with one more for the sharing.
+                let own = bytes::Bytes::copy_from_slice(client_id.as_bytes());
+                let session = self
+                    .new_session(MqttString::from_bytes(own).unwrap_or_else(|_| client_id.clone()));
                 let mut sessions = self.sessions.lock();
-                if sessions.contains_key(client_id) {
+                if sessions.contains(client_id) {
                     continue; // another connection registered it first
                 }
-                sessions.insert(client_id.clone(), Arc::clone(&session));
+                sessions.insert(ByClientId(Arc::clone(&session)));
                 drop(sessions);
-                return self.take_ownership(session, false, kick);
+                return self.take_ownership(session, false);
             };
-            let _attaching = session.attaching.lock().await;
+            let takeover = Arc::clone(session.attaching.lock().get_or_insert_with(Arc::default));
+            let _attaching = takeover.lock.lock().await;
             let owner = session.owner.lock().take();
-            if let Some(owner) = owner {
-                owner.kick.notify_one();
-                let _ = tokio::time::timeout(TAKEOVER_WAIT, owner.done).await;
+            if let Some(generation) = owner {
+                session.kicked.store(generation, Ordering::Release);
+                // A permit, if the connection is not waiting: it reads the flag
+                // at its next wait.
+                session.wake.notify_one();
+                let finished = async {
+                    loop {
+                        let notified = takeover.finished.notified();
+                        tokio::pin!(notified);
+                        // Registered before the check: a finish after it wakes us.
+                        notified.as_mut().enable();
+                        if session.finished.load(Ordering::Acquire) >= generation {
+                            return;
+                        }
+                        notified.await;
+                    }
+                };
+                let _ = tokio::time::timeout(TAKEOVER_WAIT, finished).await;
             }
             if session.lifecycle.lock().ended {
                 continue; // it expired while we waited: start over
@@ -577,33 +660,32 @@ impl Broker {
             }
             let pending_will = session.lifecycle.lock().pending_will.take();
             drop(pending_will); // resumed in time: the will is not sent [MQTT-3.1.3-9]
-            return self.take_ownership(Arc::clone(&session), true, kick);
+            return self.take_ownership(Arc::clone(&session), true);
         }
     }
 
-    fn take_ownership(
-        &self,
-        session: Arc<SessionHandle>,
-        session_present: bool,
-        kick: Arc<Notify>,
-    ) -> Attached {
-        let (done, done_rx) = oneshot::channel();
-        *session.owner.lock() = Some(Owner {
-            kick,
-            done: done_rx,
-        });
+    fn take_ownership(&self, session: Arc<SessionHandle>, session_present: bool) -> Attached {
         let generation = {
             let mut lifecycle = session.lifecycle.lock();
             lifecycle.generation += 1;
             lifecycle.generation
         };
+        *session.owner.lock() = Some(generation);
         session.state.lock().set_online(true);
         self.stats.connected();
         Attached {
             session,
             session_present,
             generation,
-            done,
+        }
+    }
+
+    /// Tells a takeover waiting for it that the connection of `generation` to
+    /// `session` has finished.
+    pub fn finished(&self, session: &SessionHandle, generation: u64) {
+        session.finished.fetch_max(generation, Ordering::AcqRel);
+        if let Some(takeover) = session.attaching.lock().as_ref() {
+            takeover.finished.notify_waiters();
         }
     }
 
@@ -755,7 +837,7 @@ impl Broker {
             let mut sessions = self.sessions.lock();
             if sessions
                 .get(&session.client_id)
-                .is_some_and(|s| Arc::ptr_eq(s, session))
+                .is_some_and(|s| Arc::ptr_eq(&s.0, session))
             {
                 sessions.remove(&session.client_id);
             }

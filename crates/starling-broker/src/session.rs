@@ -121,48 +121,99 @@ pub enum Enqueued {
 #[derive(Debug)]
 pub struct SessionState {
     /// The session's subscriptions, as the client made them.
-    pub subscriptions: HashMap<TopicFilter, Subscription>,
+    pub subscriptions: HashMap<TopicFilter, Subscription, ProcessKeyed>,
     queue: VecDeque<Delivery>,
     queued_bytes: usize,
-    /// foldhash, not SipHash, in both packet-id maps: each QoS 1 and 2
-    /// message is looked up in them two to four times.
-    inflight: HashMap<PacketId, Inflight, foldhash::fast::RandomState>,
+    inflight: HashMap<PacketId, Inflight, IdHashing>,
     /// In-flight PUBLISHes not yet sent again since the session resumed, oldest
     /// first: they wait for room in the client's Receive Maximum.
-    held: VecDeque<PacketId>,
+    /// Boxed, and only while there are some: 32 bytes in every session
+    /// otherwise (the lint's concern, an extra allocation, is the point).
+    #[allow(clippy::box_collection)]
+    held: Option<Box<VecDeque<PacketId>>>,
     next_order: u64,
-    incoming_qos2: HashSet<PacketId, foldhash::fast::RandomState>,
+    incoming_qos2: HashSet<PacketId, IdHashing>,
     next_packet_id: PacketId,
-    limits: QueueLimits,
+    /// The broker's, shared: 40 bytes in every session otherwise.
+    limits: Arc<QueueLimits>,
     online: bool,
     /// Messages dropped because the queue was full.
     pub dropped: u64,
     /// Whether the last offer was dropped.
     dropping: bool,
-    /// `Some` while the store keeps this session. Boxed: most sessions have none.
-    record: Option<Box<SessionRecord>>,
-    /// Changes not yet handed to the store (only while `record` is `Some`).
+    /// `Some` while the store keeps this session. Boxed: most sessions have
+    /// none.
+    record: Option<Box<Kept>>,
+}
+
+/// What a session the store keeps has besides its state.
+#[derive(Debug)]
+struct Kept {
+    record: SessionRecord,
+    /// Changes not yet handed to the store.
     changes: Vec<SessionChange>,
+}
+
+/// Hashes packet identifiers, without the random keys (16 bytes in each map
+/// of every session) that guard a map whose keys an attacker chooses from a
+/// large set: a client has at most 65,535 identifiers, fewer in flight (its
+/// and the broker's Receive Maximum), and the multiplication spreads
+/// consecutive ones over distinct buckets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+/// A map's hasher with random keys, as the standard library's, but the same
+/// keys for every map of the process: a map then holds no keys of its own (16
+/// bytes in every session), and its keys are still unknown to an attacker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessKeyed;
+
+impl std::hash::BuildHasher for ProcessKeyed {
+    type Hasher = std::collections::hash_map::DefaultHasher;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
+        KEYS.get_or_init(Default::default).build_hasher()
+    }
+}
+
+/// [`IdHasher`] as a map's hasher.
+pub type IdHashing = std::hash::BuildHasherDefault<IdHasher>;
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u16(u16::from(byte) ^ (self.0 as u16).rotate_left(8));
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl SessionState {
     /// A new, empty session.
-    pub fn new(limits: QueueLimits) -> Self {
+    pub fn new(limits: impl Into<Arc<QueueLimits>>) -> Self {
         SessionState {
-            subscriptions: HashMap::new(),
+            subscriptions: HashMap::default(),
             queue: VecDeque::new(),
             queued_bytes: 0,
             inflight: HashMap::default(),
-            held: VecDeque::new(),
+            held: None,
             next_order: 0,
             incoming_qos2: HashSet::default(),
             next_packet_id: PacketId::MIN,
-            limits,
+            limits: limits.into(),
             online: false,
             dropped: 0,
             dropping: false,
             record: None,
-            changes: Vec::new(),
         }
     }
 
@@ -170,9 +221,9 @@ impl SessionState {
     /// its queue, its in-flight messages in the order they were first sent and
     /// its inbound QoS 2 identifiers.
     pub fn restore(
-        limits: QueueLimits,
+        limits: Arc<QueueLimits>,
         record: SessionRecord,
-        subscriptions: HashMap<TopicFilter, Subscription>,
+        subscriptions: HashMap<TopicFilter, Subscription, ProcessKeyed>,
         queue: Vec<Delivery>,
         inflight: Vec<(PacketId, OutboundState, Delivery)>,
         incoming_qos2: Vec<PacketId>,
@@ -195,29 +246,36 @@ impl SessionState {
             state.next_packet_id = id.next();
         }
         state.incoming_qos2 = incoming_qos2.into_iter().collect();
-        state.record = Some(Box::new(record));
+        state.set_record(Some(record));
         state
     }
 
     /// What the store knows of this session, if it keeps it.
     pub fn record(&self) -> Option<&SessionRecord> {
-        self.record.as_deref()
+        self.record.as_deref().map(|kept| &kept.record)
     }
 
     /// Starts (`Some`) or stops (`None`) keeping the session in the store.
     /// Changes are recorded only while a record is set.
     pub fn set_record(&mut self, record: Option<SessionRecord>) {
-        if record.is_none() {
-            self.changes.clear();
+        match (&mut self.record, record) {
+            (Some(kept), Some(record)) => kept.record = record,
+            (_, record) => {
+                self.record = record.map(|record| {
+                    Box::new(Kept {
+                        record,
+                        changes: Vec::new(),
+                    })
+                })
+            }
         }
-        self.record = record.map(Box::new);
     }
 
     /// Changes the record, if there is one; returns whether there was.
     pub fn update_record(&mut self, f: impl FnOnce(&mut SessionRecord)) -> bool {
         match self.record.as_deref_mut() {
-            Some(record) => {
-                f(record);
+            Some(kept) => {
+                f(&mut kept.record);
                 true
             }
             None => false,
@@ -226,17 +284,22 @@ impl SessionState {
 
     /// The changes recorded since the last call, oldest first.
     pub fn take_changes(&mut self) -> Vec<SessionChange> {
-        std::mem::take(&mut self.changes)
+        self.record
+            .as_deref_mut()
+            .map(|kept| std::mem::take(&mut kept.changes))
+            .unwrap_or_default()
     }
 
     /// Whether changes wait to be taken.
     pub fn has_changes(&self) -> bool {
-        !self.changes.is_empty()
+        self.record
+            .as_deref()
+            .is_some_and(|kept| !kept.changes.is_empty())
     }
 
     fn record_change(&mut self, change: impl FnOnce() -> SessionChange) {
-        if self.record.is_some() {
-            self.changes.push(change());
+        if let Some(kept) = self.record.as_deref_mut() {
+            kept.changes.push(change());
         }
     }
 
@@ -306,8 +369,8 @@ impl SessionState {
         // lost with the connection anyway.
         delivery.stored =
             self.record.is_some() && (delivery.qos != QoS::AtMostOnce || !self.online);
-        if delivery.stored {
-            self.changes.push(SessionChange::Enqueued(delivery.clone()));
+        if let Some(kept) = self.record.as_deref_mut().filter(|_| delivery.stored) {
+            kept.changes.push(SessionChange::Enqueued(delivery.clone()));
         }
         self.queue.push_back(delivery);
         if self.queue.len() == 1 {
@@ -450,7 +513,7 @@ impl SessionState {
             .iter()
             .filter(|(_, e)| e.state == OutboundState::AwaitingPubComp)
             .count();
-        self.held.clear();
+        let mut held = VecDeque::new();
         let mut resend = Vec::with_capacity(entries.len());
         for (&id, e) in entries {
             match e.state {
@@ -459,30 +522,33 @@ impl SessionState {
                     outstanding += 1;
                     resend.push(Resend::Publish(id, e.delivery.clone()));
                 }
-                _ => self.held.push_back(id),
+                _ => held.push_back(id),
             }
         }
+        self.held = (!held.is_empty()).then(|| Box::new(held));
         resend
     }
 
     /// The oldest PUBLISH held back at resume, once `window` has room for it:
     /// to be sent again with its packet identifier [MQTT-4.4.0-1].
     pub fn next_held(&mut self, window: usize) -> Option<(PacketId, Delivery)> {
-        if self.held.is_empty() {
-            return None;
-        }
+        let held = self.held.as_deref_mut()?;
         // Acknowledged since (for a copy the client got before the reconnect)
         // or handed to another member of a shared group: no longer held.
         let inflight = &self.inflight;
-        self.held.retain(|id| {
+        held.retain(|id| {
             inflight
                 .get(id)
                 .is_some_and(|e| e.state != OutboundState::AwaitingPubComp)
         });
-        if self.inflight.len() - self.held.len() >= window {
+        if inflight.len() - held.len() >= window {
             return None;
         }
-        let id = self.held.pop_front()?;
+        let id = held.pop_front();
+        if held.is_empty() {
+            self.held = None;
+        }
+        let id = id?;
         Some((id, self.inflight[&id].delivery.clone()))
     }
 

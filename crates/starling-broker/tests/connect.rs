@@ -407,6 +407,45 @@ async fn stop_disconnects_v5_clients_with_0x8b_and_closes_3x_clients() {
     );
 }
 
+#[tokio::test]
+async fn takeover_and_stop_reach_a_connection_that_messages_keep_waking() {
+    // A takeover, a shutdown and a message all come to a connection as one
+    // wake-up of its session, with the reason in a flag: none may be lost
+    // among the others.
+    let broker = TestBroker::start().await;
+    let (mut publisher, _) = accepted(&broker, connect(V5, "busy-publisher")).await;
+    async fn flood(publisher: &mut RawClient) {
+        for _ in 0..500 {
+            let packet = Packet::Publish(publish("busy/t", "m", QoS::AtMostOnce, 0));
+            publisher.send(packet).await;
+        }
+    }
+    let (mut first, _) = accepted(&broker, connect(V5, "busy")).await;
+    first.subscribe(1, "busy/t", QoS::AtMostOnce).await;
+    flood(&mut publisher).await;
+    let started = Instant::now();
+    let (mut second, _) = accepted(&broker, connect(V5, "busy")).await;
+    // The takeover waits for the old connection to finish (up to 5 s if it
+    // never does): it is told when it has.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "takeover took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        disconnect_reason(&mut first).await,
+        Some(ReasonCode::SESSION_TAKEN_OVER)
+    );
+    second.subscribe(1, "busy/t", QoS::AtMostOnce).await;
+    flood(&mut publisher).await;
+    let stopping = tokio::spawn(broker.stop());
+    assert_eq!(
+        disconnect_reason(&mut second).await,
+        Some(ReasonCode::SERVER_SHUTTING_DOWN)
+    );
+    stopping.await.unwrap();
+}
+
 /// A v5 client subscribed to `flood` that never reads again, and 16 MB of
 /// messages queued for it: more than the socket buffers hold, so the broker's
 /// write to it cannot complete.
