@@ -162,6 +162,30 @@ impl Endpoint {
         text
     }
 
+    /// Whether this listener has no stage before MQTT (no PROXY header, TLS
+    /// or WebSocket): its connections need not go through [`Self::open`],
+    /// whose future is sized for the largest stage and costs a few kilobytes
+    /// to set up per connection.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.tls.is_none()
+            && self.listener.settings.proxy_protocol.is_none()
+            && self.listener.settings.protocol == Protocol::Mqtt
+    }
+
+    /// What the connection knows of a client from `peer` before any stage.
+    pub(crate) fn info(
+        &self,
+        peer: SocketAddr,
+        connect_deadline: tokio::time::Instant,
+    ) -> ConnectionInfo {
+        ConnectionInfo {
+            peer,
+            listener: Arc::clone(&self.listener),
+            certificate_user: CertificateUser::NotUsed,
+            connect_deadline,
+        }
+    }
+
     /// Takes a TCP connection from `peer` through this listener's PROXY
     /// header, TLS and WebSocket stages. The caller bounds it in time.
     pub(crate) async fn open(
@@ -172,12 +196,7 @@ impl Endpoint {
         connect_deadline: tokio::time::Instant,
     ) -> Result<(Opened, ConnectionInfo), OpenError> {
         let settings = &self.listener.settings;
-        let mut info = ConnectionInfo {
-            peer,
-            listener: Arc::clone(&self.listener),
-            certificate_user: CertificateUser::NotUsed,
-            connect_deadline,
-        };
+        let mut info = self.info(peer, connect_deadline);
         if let Some(version) = settings.proxy_protocol {
             if let ProxySource::Client(client) = proxy::read_header(&mut tcp, version).await? {
                 tracing::debug!("Connection from {peer} relays {client} (PROXY protocol).");
