@@ -400,6 +400,8 @@ macro_rules! properties {
 
             /// As `decode`, kept out of line: an empty set (Property Length 0)
             /// allocates nothing.
+            // Generated for every set; only the packets that keep their
+            // properties in a `Props` call it.
             #[allow(dead_code)]
             pub(crate) fn decode_props(r: &mut Reader) -> Result<Props<Self>, DecodeError> {
                 if r.peek_u8() == Some(0) {

@@ -239,9 +239,8 @@ impl Packet {
                 Packet::Disconnect(Disconnect {
                     reason_code,
                     properties: properties
-                        .map(DisconnectProperties::decode)
+                        .map(DisconnectProperties::decode_props)
                         .transpose()?
-                        .map(Props::from)
                         .unwrap_or_default(),
                 })
             }
@@ -250,9 +249,8 @@ impl Packet {
                 Packet::Auth(Auth {
                     reason_code,
                     properties: properties
-                        .map(AuthProperties::decode)
+                        .map(AuthProperties::decode_props)
                         .transpose()?
-                        .map(Props::from)
                         .unwrap_or_default(),
                 })
             }
