@@ -670,6 +670,10 @@ impl Connection {
             // Acknowledgements wait for the store (group commit). While it
             // cannot be written they are withheld, and the client is told so
             // rather than left waiting with no answer to its pings.
+            // A wake-up taken while waiting below that was not an ending was
+            // for a delivery: drain again before waiting on the socket, or
+            // that delivery waits for the client's next packet.
+            let mut woken = false;
             if self.gate != 0 {
                 let (session, generation) = (&self.session, self.generation);
                 // Boxed: only a connection with storage on waits here.
@@ -682,6 +686,7 @@ impl Connection {
                             if let Some(reason) = ending(session, generation, shutdown) {
                                 break Err(reason);
                             }
+                            woken = true;
                         }
                     }
                 };
@@ -706,6 +711,7 @@ impl Connection {
             if !self.out.is_empty() {
                 let (session, generation) = (&self.session, self.generation);
                 let flush = write_out(&self.broker, &mut self.out, &mut self.gate, &mut *stream);
+                let woken = &mut woken;
                 let ended = Box::pin(async move {
                     tokio::pin!(flush);
                     loop {
@@ -716,6 +722,7 @@ impl Connection {
                                 if let Some(reason) = ending(session, generation, shutdown) {
                                     break Some(End::Abandoned(reason));
                                 }
+                                *woken = true;
                             }
                         }
                     }
@@ -725,7 +732,7 @@ impl Connection {
                     return end;
                 }
             }
-            if more {
+            if more || woken {
                 continue;
             }
             // The read buffer follows the traffic: it doubles while reads fill
