@@ -154,6 +154,11 @@ pub struct Attached {
     /// [`Broker::finished`] with it when it has finished, so a takeover can
     /// wait for it.
     pub generation: u64,
+    /// The store's sequence number of the end of the session this attach
+    /// replaced (a clean start over a kept session; 0: none). The CONNACK
+    /// waits for it: the attach may have waited (a takeover) after pushing
+    /// it, so the connection's thread need not be the one that pushed it.
+    pub replaced: u64,
 }
 
 /// When a detached session ends.
@@ -609,6 +614,7 @@ impl Broker {
     /// else starts a new one. A later connection that takes this one over
     /// wakes it with [`SessionHandle::kicked`] true.
     pub async fn attach(self: &Arc<Self>, client_id: &MqttString, clean_start: bool) -> Attached {
+        let mut replaced = 0;
         loop {
             let existing = self
                 .sessions
@@ -627,7 +633,10 @@ impl Broker {
                 }
                 sessions.insert(ByClientId(Arc::clone(&session)));
                 drop(sessions);
-                return self.take_ownership(session, false);
+                return Attached {
+                    replaced,
+                    ..self.take_ownership(session, false)
+                };
             };
             let takeover = Arc::clone(session.attaching.lock().get_or_insert_with(Arc::default));
             let _attaching = takeover.lock.lock().await;
@@ -656,6 +665,7 @@ impl Broker {
             }
             if clean_start {
                 self.end_session(&session);
+                replaced = self.store_seq();
                 continue;
             }
             let pending_will = session.lifecycle.lock().pending_will.take();
@@ -677,6 +687,7 @@ impl Broker {
             session,
             session_present,
             generation,
+            replaced: 0,
         }
     }
 

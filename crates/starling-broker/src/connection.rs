@@ -607,6 +607,7 @@ impl Connection {
                 properties.retain_available = Some(false);
             }
         }
+        conn.gate = conn.gate.max(attached.replaced);
         conn.send(Packet::ConnAck(ConnAck {
             session_present: attached.session_present,
             reason_code: ReasonCode::SUCCESS,
@@ -1240,8 +1241,16 @@ impl Connection {
             Packet::PubRel(rel) => {
                 let found = self.broker.state(&self.session).release_qos2(rel.packet_id);
                 let mut comp = PubComp::new(rel.packet_id);
-                if !found && self.version.is_v5() {
-                    comp.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                if !found {
+                    // Released already, perhaps by an earlier connection
+                    // whose release is not stored yet: once the client has
+                    // the PUBCOMP it reuses the identifier, which a restart
+                    // must not still hold (or the next message on it is
+                    // taken for a resend and lost).
+                    self.gate = self.gate.max(self.broker.store_seq());
+                    if self.version.is_v5() {
+                        comp.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                    }
                 }
                 self.send(Packet::PubComp(comp));
                 Ok(())
@@ -1438,6 +1447,12 @@ impl Connection {
                         if new {
                             self.route(publish, now)
                         } else {
+                            // A resend of one we have: its identifier and
+                            // copies were pushed by whoever received it first
+                            // (an earlier connection, before a takeover), and
+                            // may not be stored yet. The PUBREC waits for
+                            // everything pushed so far, which holds them.
+                            self.gate = self.gate.max(self.broker.store_seq());
                             ReasonCode::SUCCESS
                         }
                     }

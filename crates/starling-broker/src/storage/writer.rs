@@ -90,20 +90,45 @@ struct Pending {
     /// Sequence number of the last op pushed.
     last: u64,
     closing: bool,
-    /// The first sequence number of each open [`Group`]: the writer takes
-    /// nothing from there on until the group ends.
-    open: Vec<u64>,
+    /// Each open [`Group`] by its number, with the first sequence number it
+    /// holds back: the writer takes nothing from there on until it ends.
+    open: Vec<(u64, u64)>,
+    /// The number of the next group.
+    next_group: u64,
 }
 
 impl Pending {
     /// How many ops, from the front, the writer may take now.
     fn takeable(&self) -> usize {
         let first = self.last + 1 - self.ops.len() as u64;
-        match self.open.iter().min() {
-            Some(&start) if !self.closing => {
+        match self.open.iter().map(|&(_, start)| start).min() {
+            Some(start) if !self.closing => {
                 (start.saturating_sub(first) as usize).min(self.ops.len())
             }
             _ => self.ops.len(),
+        }
+    }
+
+    /// Opens a group at the next op; its number.
+    fn open_group(&mut self) -> u64 {
+        let group = self.next_group;
+        self.next_group += 1;
+        self.open.push((group, self.last + 1));
+        group
+    }
+
+    /// Ends group `group`. Its ops are not free yet if a group opened after
+    /// it is still open: that group holds back only from its own start, and
+    /// this one's ops on both sides of that start must not be split across
+    /// two commits. So the groups still open that started after this one
+    /// now hold back from this one's start: the two commit together.
+    fn close_group(&mut self, group: u64) {
+        let Some(i) = self.open.iter().position(|&(g, _)| g == group) else {
+            return;
+        };
+        let (_, start) = self.open.swap_remove(i);
+        for (_, later) in &mut self.open {
+            *later = (*later).min(start);
         }
     }
 }
@@ -117,15 +142,13 @@ impl Pending {
 #[derive(Debug)]
 pub struct Group<'a> {
     persistence: &'a Persistence,
-    start: u64,
+    number: u64,
 }
 
 impl Drop for Group<'_> {
     fn drop(&mut self) {
         let mut pending = self.persistence.shared.pending.lock();
-        if let Some(i) = pending.open.iter().position(|&s| s == self.start) {
-            pending.open.swap_remove(i);
-        }
+        pending.close_group(self.number);
         if pending.takeable() > 0 {
             self.persistence.shared.wake.notify_one();
         }
@@ -202,12 +225,10 @@ impl Persistence {
 
     /// Opens a [`Group`]: ops pushed until it is dropped are committed together.
     pub fn group(&self) -> Group<'_> {
-        let mut pending = self.shared.pending.lock();
-        let start = pending.last + 1;
-        pending.open.push(start);
+        let number = self.shared.pending.lock().open_group();
         Group {
             persistence: self,
-            start,
+            number,
         }
     }
 
@@ -741,7 +762,7 @@ mod tests {
             pending.last += 1;
         }
         // A group opened after op 3: ops 4 and 5 belong to it.
-        pending.open.push(4);
+        let group = pending.open_group();
         for _ in 0..2 {
             pending.ops.push(op());
             pending.last += 1;
@@ -749,10 +770,69 @@ mod tests {
         assert_eq!(pending.takeable(), 3, "everything before the group");
         pending.ops.drain(..3);
         assert_eq!(pending.takeable(), 0, "nothing of the open group");
-        pending.open.clear();
+        pending.close_group(group);
         assert_eq!(pending.takeable(), 2, "the whole group once it ends");
-        pending.open.push(6);
+        pending.open_group();
         pending.closing = true;
         assert_eq!(pending.takeable(), 2, "at shutdown, everything");
+    }
+
+    /// The crash test's loss (issue 17), without its timing luck: a QoS 2
+    /// PUBLISH's group pushes its packet identifier, another connection opens
+    /// a group, the first pushes its routed copies and ends. The identifier
+    /// must not be committed without the copies while the second group is
+    /// open: a crash then keeps the identifier, the resend is taken for a
+    /// duplicate and the message is lost [MQTT-4.3.3-10]. Before the fix the
+    /// writer took the identifier alone here (`takeable` was 1).
+    #[test]
+    fn a_group_is_not_split_by_a_group_opened_inside_it() {
+        let op = || Op::EndSession(client());
+        let mut pending = Pending::default();
+        let push = |pending: &mut Pending| {
+            pending.ops.push(op());
+            pending.last += 1;
+        };
+        let publisher = pending.open_group();
+        push(&mut pending); // 1: the inbound QoS 2 identifier
+        let other = pending.open_group();
+        push(&mut pending); // 2: the copies routed, pushed after `other` opened
+        pending.close_group(publisher);
+        assert_eq!(
+            pending.takeable(),
+            0,
+            "the publisher's identifier must wait for its copies' group"
+        );
+        push(&mut pending); // 3: the other group's own op
+        pending.close_group(other);
+        assert_eq!(pending.takeable(), 3, "both groups, in one commit");
+    }
+
+    /// Three groups opened inside one another and ended in every order: no
+    /// op is takeable while a group that holds it, or overlaps one that
+    /// does, is open.
+    #[test]
+    fn overlapping_groups_commit_as_one_whatever_order_they_end_in() {
+        let orders = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        for order in orders {
+            let mut pending = Pending::default();
+            let mut groups = Vec::new();
+            for _ in 0..3 {
+                groups.push(pending.open_group());
+                pending.ops.push(Op::EndSession(client()));
+                pending.last += 1;
+            }
+            for (ended, &g) in order.iter().enumerate() {
+                let expected = if ended == 2 { 3 } else { 0 };
+                pending.close_group(groups[g]);
+                assert_eq!(pending.takeable(), expected, "order {order:?}");
+            }
+        }
     }
 }

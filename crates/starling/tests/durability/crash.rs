@@ -55,6 +55,9 @@ struct Ledger {
     completed: usize,
     /// Publishes whose future failed (their connection died at the kill).
     failed: usize,
+    /// Every QoS flow packet each publisher wrote or read, in order: (publisher,
+    /// packet identifier, what), printed for a lost message's identifier.
+    wire: Vec<(usize, u16, String)>,
 }
 
 /// The payload id of publisher `n`'s message `seq`: "p{n}:{seq}".
@@ -111,7 +114,18 @@ fn sigkill_mid_stream_loses_no_acknowledged_message() {
 fn crash_round(runtime: &tokio::runtime::Runtime, round: usize, kill_after: Duration) {
     // No queue limit: a message dropped from a full queue would be lost by
     // design, not by the crash.
-    let mut broker = Starling::new(&format!("crash-{round}"), "max_queued_messages 0").started();
+    // STARLING_CRASH_DEBUG=1 logs every packet the broker reads and writes,
+    // to read beside a failure's wire history (it slows the broker down).
+    let debug = if std::env::var_os("STARLING_CRASH_DEBUG").is_some() {
+        "\nlog_type all"
+    } else {
+        ""
+    };
+    let mut broker = Starling::new(
+        &format!("crash-{round}"),
+        &format!("max_queued_messages 0{debug}"),
+    )
+    .started();
     let port = broker.port();
     let sub_q1 = Login::v311("crash-q1").persistent();
     let sub_q2 = Login::v5("crash-q2").persistent();
@@ -245,6 +259,35 @@ async fn publish_stream(
     let by_packet_id: Mutex<HashMap<u16, String>> = Mutex::new(HashMap::new());
     let observed = Arc::clone(&ledger);
     let observer: PacketObserver = Arc::new(move |trace: &PacketTrace<'_>| {
+        let flow = match trace.packet {
+            Packet::Publish(p) => p.packet_id().map(|id| {
+                (
+                    id.get(),
+                    format!(
+                        "PUBLISH dup={} {}",
+                        u8::from(p.dup),
+                        String::from_utf8_lossy(&p.payload)
+                    ),
+                )
+            }),
+            Packet::PubAck(a) => Some((a.packet_id.get(), format!("PUBACK {}", a.reason_code))),
+            Packet::PubRec(a) => Some((a.packet_id.get(), format!("PUBREC {}", a.reason_code))),
+            Packet::PubRel(a) => Some((a.packet_id.get(), format!("PUBREL {}", a.reason_code))),
+            Packet::PubComp(a) => Some((a.packet_id.get(), format!("PUBCOMP {}", a.reason_code))),
+            Packet::ConnAck(c) => Some((0, format!("CONNACK present={}", c.session_present))),
+            _ => None,
+        };
+        if let Some((id, what)) = flow {
+            let arrow = match trace.direction {
+                Direction::Sent => "->",
+                Direction::Received => "<-",
+            };
+            observed
+                .lock()
+                .unwrap()
+                .wire
+                .push((n, id, format!("{arrow} {what}")));
+        }
         let acked = match (trace.direction, trace.packet) {
             (Direction::Sent, Packet::Publish(publish)) => {
                 let payload = String::from_utf8_lossy(&publish.payload).into_owned();
@@ -389,6 +432,12 @@ fn check_drained(
         })
         .collect();
     missing.sort();
+    for line in missing.iter().take(3) {
+        eprintln!("{who}: the wire history of {line}:");
+        for entry in wire_history(ledger, line.split(' ').next().unwrap_or_default()) {
+            eprintln!("    {entry}");
+        }
+    }
     if !missing.is_empty() {
         problems.push(format!(
             "{who} lacks {} acknowledged messages after the SIGKILL, e.g. {:?} ({} received)",
@@ -418,6 +467,29 @@ fn check_drained(
         messages.len()
     );
     problems
+}
+
+/// What publisher `n` wrote and read on the packet identifier(s) that
+/// carried payload `id`, and its CONNACKs, in order: how a lost message's
+/// flow went, to read beside the broker's log.
+fn wire_history(ledger: &Ledger, id: &str) -> Vec<String> {
+    let Some((n, _)) = parse_id(id) else {
+        return Vec::new();
+    };
+    let suffix = format!(" {id}");
+    let ids: HashSet<u16> = ledger
+        .wire
+        .iter()
+        .filter(|(p, _, what)| *p == n && what.ends_with(&suffix))
+        .map(|(_, packet_id, _)| *packet_id)
+        .collect();
+    ledger
+        .wire
+        .iter()
+        .enumerate()
+        .filter(|(_, (p, packet_id, _))| *p == n && (*packet_id == 0 || ids.contains(packet_id)))
+        .map(|(at, (_, packet_id, what))| format!("#{at} id {packet_id}: {what}"))
+        .collect()
 }
 
 /// The retained messages after the crash: the three set before the stream,
