@@ -345,6 +345,14 @@ fn read_some<'a, S: AsyncRead + Unpin>(
     })
 }
 
+/// Whether a topic name or filter has more than `max` levels. A topic of
+/// fewer bytes than `max` cannot (n levels take n - 1 separators), so the
+/// short topics of nearly every PUBLISH are not scanned at all.
+fn too_deep(topic: &str, max: u32) -> bool {
+    let max = max as usize;
+    topic.len() >= max && topic.bytes().filter(|&b| b == b'/').count() >= max
+}
+
 /// The Topic Alias maps of one connection (MQTT 5.0 §3.3.2.3.4).
 #[derive(Default)]
 struct Aliases {
@@ -507,6 +515,25 @@ impl Connection {
             let _ = stream
                 .write_all(&refuse(ReasonCode::RETAIN_NOT_SUPPORTED))
                 .await;
+            return None;
+        }
+        if let Some(will) = connect
+            .will
+            .as_ref()
+            .filter(|w| too_deep(w.topic.as_str(), config.max_topic_levels))
+        {
+            info!(
+                "Client {client_id} from {peer} refused: will topic of more than {} levels ({} bytes).",
+                config.max_topic_levels,
+                will.topic.as_str().len()
+            );
+            // v5: CONNACK 0x90 Topic Name invalid. 3.x has no code for it:
+            // closed without a CONNACK, as Mosquitto does.
+            if version.is_v5() {
+                let _ = stream
+                    .write_all(&refuse(ReasonCode::TOPIC_NAME_INVALID))
+                    .await;
+            }
             return None;
         }
         let mut server_keep_alive = None;
@@ -1262,10 +1289,12 @@ impl Connection {
                 Ok(())
             }
             Packet::Subscribe(subscribe) => {
+                self.refuse_deep_filters(subscribe.filters.iter().map(|(f, _)| f), "SUBSCRIBE")?;
                 self.handle_subscribe(subscribe, now);
                 Ok(())
             }
             Packet::Unsubscribe(unsubscribe) => {
+                self.refuse_deep_filters(unsubscribe.filters.iter(), "UNSUBSCRIBE")?;
                 self.handle_unsubscribe(unsubscribe);
                 Ok(())
             }
@@ -1354,6 +1383,15 @@ impl Connection {
                 let aliases = self.aliases.get_or_insert_with(Box::default);
                 aliases.inbound.insert(alias.get(), publish.topic.clone());
             }
+        }
+        if too_deep(publish.topic.as_str(), config.max_topic_levels) {
+            return Err(End::Server(
+                ReasonCode::TOPIC_NAME_INVALID,
+                format!(
+                    "PUBLISH topic of more than {} levels (max_topic_levels)",
+                    config.max_topic_levels
+                ),
+            ));
         }
         if publish.retain && !config.retain_available {
             // A retained PUBLISH when Retain Available is 0 (MQTT 5.0 §3.2.2.3.5);
@@ -1464,6 +1502,27 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// Ends the connection with 0x8F Topic Filter invalid if a filter of a
+    /// SUBSCRIBE or UNSUBSCRIBE has more levels than `max_topic_levels`:
+    /// nothing of the packet is applied, as Mosquitto refuses it whole.
+    fn refuse_deep_filters<'f>(
+        &self,
+        mut filters: impl Iterator<Item = &'f starling_proto::TopicFilter>,
+        packet: &str,
+    ) -> Result<(), End> {
+        let max = self.broker.config.max_topic_levels;
+        match filters.find(|f| too_deep(f.as_str(), max)) {
+            Some(filter) => Err(End::Server(
+                ReasonCode::TOPIC_FILTER_INVALID,
+                format!(
+                    "{packet} filter of more than {max} levels ({} bytes; max_topic_levels)",
+                    filter.as_str().len()
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The Reason String for a refused acknowledgement, if the client did not

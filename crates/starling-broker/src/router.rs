@@ -75,7 +75,65 @@ impl<K> Default for Node<K> {
     }
 }
 
+/// Dropping a trie frees it level by level with a list of its own: the
+/// default drop recurses once per level, and a client chooses how many
+/// levels a filter has.
+impl<K> Drop for Node<K> {
+    fn drop(&mut self) {
+        if self.literal.is_empty() && self.plus.is_none() {
+            return;
+        }
+        let mut rest: Vec<Node<K>> = self.children_taken();
+        while let Some(mut node) = rest.pop() {
+            rest.append(&mut node.children_taken());
+            // `node` drops here with no children: no recursion.
+        }
+    }
+}
+
 impl<K> Node<K> {
+    /// Takes this node's children out of it.
+    fn children_taken(&mut self) -> Vec<Node<K>> {
+        let mut children: Vec<Node<K>> = self.literal.drain().map(|(_, child)| child).collect();
+        children.extend(self.plus.take().map(|plus| *plus));
+        children
+    }
+
+    /// Whether nothing subscribes here (children aside).
+    fn has_no_subscriptions(&self) -> bool {
+        self.exact.is_empty()
+            && self.hash.is_empty()
+            && self.shared_exact.is_empty()
+            && self.shared_hash.is_empty()
+    }
+
+    /// The child for a filter level (`+` or a literal).
+    fn child(&self, level: &str) -> Option<&Node<K>> {
+        if level == "+" {
+            self.plus.as_deref()
+        } else {
+            self.literal.get(level)
+        }
+    }
+
+    fn child_mut(&mut self, level: &str) -> Option<&mut Node<K>> {
+        if level == "+" {
+            self.plus.as_deref_mut()
+        } else {
+            self.literal.get_mut(level)
+        }
+    }
+
+    /// Removes the child for a filter level, with everything below it.
+    fn remove_child(&mut self, level: &str) {
+        if level == "+" {
+            self.plus = None;
+        } else {
+            self.literal.remove(level);
+        }
+    }
+
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.literal.is_empty()
             && self.plus.is_none()
@@ -181,11 +239,83 @@ impl<K: Clone + Eq + Hash> Router<K> {
     /// Removes `key`'s subscription to `filter`; returns whether it existed.
     pub fn unsubscribe(&mut self, filter: &TopicFilter, key: &K) -> bool {
         let (slot, inner) = split(filter);
-        let removed = remove(&mut self.root, inner.split('/'), &slot, key);
+        let mut path: Vec<&str> = inner.split('/').collect();
+        let ends_with_hash = path.last() == Some(&"#");
+        if ends_with_hash {
+            path.pop();
+        }
+        let mut node = &mut self.root;
+        for level in &path {
+            match node.child_mut(level) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        let removed = match slot {
+            Slot::Direct => {
+                let map = if ends_with_hash {
+                    &mut node.hash
+                } else {
+                    &mut node.exact
+                };
+                map.remove(key).is_some()
+            }
+            Slot::Shared(group) => {
+                let groups = if ends_with_hash {
+                    &mut node.shared_hash
+                } else {
+                    &mut node.shared_exact
+                };
+                let Some(members) = groups.get_mut(group) else {
+                    return false;
+                };
+                let before = members.members.len();
+                members.members.retain(|(k, _)| k != key);
+                let removed = members.members.len() < before;
+                if members.members.is_empty() {
+                    groups.remove(group);
+                }
+                removed
+            }
+        };
         if removed {
             self.count -= 1;
+            self.prune(&path);
         }
         removed
+    }
+
+    /// Removes the nodes along `path` that hold nothing any more: from the
+    /// highest one below which the path holds no subscription and no other
+    /// branch. Walked, not recursed: a client chooses the depth.
+    fn prune(&mut self, path: &[&str]) {
+        // The first level whose node, and every node below it on the path,
+        // holds only the path's next node (the last: nothing at all).
+        let mut cut = None;
+        let mut node = &self.root;
+        for (depth, level) in path.iter().enumerate() {
+            let Some(child) = node.child(level) else {
+                return;
+            };
+            let branches = child.literal.len() + usize::from(child.plus.is_some());
+            let bare =
+                child.has_no_subscriptions() && branches == usize::from(depth + 1 < path.len());
+            match (bare, cut) {
+                (true, None) => cut = Some(depth),
+                (false, _) => cut = None,
+                (true, Some(_)) => {}
+            }
+            node = child;
+        }
+        let Some(cut) = cut else { return };
+        let mut parent = &mut self.root;
+        for level in &path[..cut] {
+            match parent.child_mut(level) {
+                Some(child) => parent = child,
+                None => return,
+            }
+        }
+        parent.remove_child(path[cut]);
     }
 
     /// The next member of the shared subscription `filter` for which `online`
@@ -272,83 +402,34 @@ fn descend<'n, K>(mut node: &'n mut Node<K>, inner: &str) -> (&'n mut Node<K>, b
     (node, false)
 }
 
-fn remove<'a, K: Eq + Hash>(
-    node: &mut Node<K>,
-    mut levels: impl Iterator<Item = &'a str> + Clone,
-    slot: &Slot<'_>,
-    key: &K,
-) -> bool {
-    let mut peek = levels.clone();
-    let level = levels.next();
-    let ends_with_hash = level == Some("#") && peek.nth(1).is_none();
-    if level.is_none() || ends_with_hash {
-        return match slot {
-            Slot::Direct => {
-                let map = if ends_with_hash {
-                    &mut node.hash
-                } else {
-                    &mut node.exact
-                };
-                map.remove(key).is_some()
-            }
-            Slot::Shared(group) => {
-                let groups = if ends_with_hash {
-                    &mut node.shared_hash
-                } else {
-                    &mut node.shared_exact
-                };
-                let Some(members) = groups.get_mut(*group) else {
-                    return false;
-                };
-                let before = members.members.len();
-                members.members.retain(|(k, _)| k != key);
-                let removed = members.members.len() < before;
-                if members.members.is_empty() {
-                    groups.remove(*group);
-                }
-                removed
-            }
-        };
-    }
-    let level = level.unwrap_or_default();
-    if level == "+" {
-        let Some(child) = node.plus.as_deref_mut() else {
-            return false;
-        };
-        let removed = remove(child, levels, slot, key);
-        if child.is_empty() {
-            node.plus = None;
-        }
-        removed
-    } else {
-        let Some(child) = node.literal.get_mut(level) else {
-            return false;
-        };
-        let removed = remove(child, levels, slot, key);
-        if child.is_empty() {
-            node.literal.remove(level);
-        }
-        removed
-    }
-}
-
-fn walk<'a, 'l, K: Clone + Eq + Hash>(
+/// Emits every subscription under `node` that matches the rest of a topic
+/// name, `levels`. Depth first along the literal children, with the `+`
+/// branches met on the way kept in a list (allocated only if there are
+/// some): a loop, not a recursion, whatever the topic's depth.
+fn walk<'a, 'l, K: Clone + Eq + Hash, L: Iterator<Item = &'l str> + Clone>(
     node: &'a Node<K>,
-    mut levels: impl Iterator<Item = &'l str> + Clone,
+    levels: L,
     online: &impl Fn(&K) -> bool,
     on_match: &mut impl FnMut(Match<'a, K>),
 ) {
-    // `a/#` matches `a` itself and everything below it [MQTT-4.7.1-1].
-    emit(node, true, online, on_match);
-    let Some(level) = levels.next() else {
-        emit(node, false, online, on_match);
-        return;
-    };
-    if let Some(child) = node.literal.get(level) {
-        walk(child, levels.clone(), online, on_match);
-    }
-    if let Some(plus) = &node.plus {
-        walk(plus, levels, online, on_match);
+    let mut branches: Vec<(&'a Node<K>, L)> = Vec::new();
+    let mut next = Some((node, levels));
+    while let Some((mut node, mut levels)) = next.take().or_else(|| branches.pop()) {
+        loop {
+            // `a/#` matches `a` itself and everything below it [MQTT-4.7.1-1].
+            emit(node, true, online, on_match);
+            let Some(level) = levels.next() else {
+                emit(node, false, online, on_match);
+                break;
+            };
+            if let Some(plus) = &node.plus {
+                branches.push((plus, levels.clone()));
+            }
+            match node.literal.get(level) {
+                Some(child) => node = child,
+                None => break,
+            }
+        }
     }
 }
 
@@ -496,5 +577,67 @@ mod tests {
         assert!(keys.contains(&2));
         assert!(router.unsubscribe(&filter("$share/g/job/#"), &2));
         assert_eq!(router.len(), 3);
+    }
+
+    /// Issue 17: no recursion on a depth a client chooses. 32,000 levels (the most a 64 KiB topic holds with one-byte names)
+    /// overflow a test thread's 2 MiB stack at once in a recursive walk,
+    /// prune or drop.
+    #[test]
+    fn filters_and_topics_of_any_depth_match_prune_and_drop_without_recursion() {
+        const DEPTH: usize = 32_000;
+        let deep = |level: &str, last: &str| {
+            let mut text = vec![level; DEPTH - 1];
+            text.push(last);
+            text.join("/")
+        };
+        let mut router = Router::new();
+        router.subscribe(&filter(&deep("a", "a")), 1, sub(QoS::AtMostOnce));
+        router.subscribe(&filter(&deep("+", "#")), 2, sub(QoS::AtMostOnce));
+        router.subscribe(&filter(&deep("a", "#")), 3, sub(QoS::AtMostOnce));
+        router.subscribe(
+            &filter(&format!("$share/g/{}", deep("+", "a"))),
+            4,
+            sub(QoS::AtMostOnce),
+        );
+        router.subscribe(&filter("a/b"), 5, sub(QoS::AtMostOnce));
+        assert_eq!(matched(&router, &deep("a", "a")), vec![1, 2, 3, 4]);
+        assert_eq!(matched(&router, &deep("", "")), vec![2]);
+        assert!(router.unsubscribe(&filter(&deep("a", "a")), &1));
+        assert!(router.unsubscribe(&filter(&deep("a", "#")), &3));
+        assert_eq!(matched(&router, &deep("a", "a")), vec![2, 4]);
+        assert!(router.unsubscribe(&filter(&deep("+", "#")), &2));
+        assert!(router.unsubscribe(&filter(&format!("$share/g/{}", deep("+", "a"))), &4));
+        // Pruned back to what `a/b` needs: the deep branches are gone.
+        assert_eq!(router.root.literal.len(), 1);
+        assert!(router.root.plus.is_none());
+        assert_eq!(router.root.literal["a"].literal.len(), 1);
+        assert_eq!(matched(&router, "a/b"), vec![5]);
+        // And a deep trie dropped whole.
+        router.subscribe(&filter(&deep("x", "y")), 6, sub(QoS::AtMostOnce));
+        drop(router);
+    }
+
+    #[test]
+    fn unsubscribe_prunes_only_what_holds_nothing_else() {
+        let mut router = Router::new();
+        router.subscribe(&filter("a/b/c/d"), 1, sub(QoS::AtMostOnce));
+        router.subscribe(&filter("a/b"), 2, sub(QoS::AtMostOnce));
+        router.subscribe(&filter("a/b/x"), 3, sub(QoS::AtMostOnce));
+        router.subscribe(&filter("a/+/c/#"), 4, sub(QoS::AtMostOnce));
+        assert!(router.unsubscribe(&filter("a/b/c/d"), &1));
+        // `a/b/c` is gone (nothing below it); `a/b` and `a/b/x` stay.
+        assert!(!router.root.literal["a"].literal["b"]
+            .literal
+            .contains_key("c"));
+        assert_eq!(matched(&router, "a/b"), vec![2]);
+        assert_eq!(matched(&router, "a/b/x"), vec![3]);
+        assert_eq!(matched(&router, "a/b/c/d"), vec![4]);
+        assert!(router.unsubscribe(&filter("a/+/c/#"), &4));
+        assert!(router.root.literal["a"].plus.is_none());
+        assert!(!router.unsubscribe(&filter("a/+/c/#"), &4));
+        assert!(router.unsubscribe(&filter("a/b"), &2));
+        assert!(router.unsubscribe(&filter("a/b/x"), &3));
+        assert!(router.root.is_empty());
+        assert!(router.is_empty());
     }
 }

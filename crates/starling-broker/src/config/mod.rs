@@ -109,6 +109,9 @@ impl Default for Logging {
     }
 }
 
+/// The default `max_topic_levels`: what Mosquitto accepts (at most 200 `/`).
+pub const DEFAULT_MAX_TOPIC_LEVELS: u32 = 201;
+
 /// The broker's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -143,6 +146,10 @@ pub struct Config {
     pub max_keepalive: u16,
     /// Highest Topic Alias a v5 client may use towards the broker.
     pub max_topic_alias: u16,
+    /// Most levels a topic name or filter may have (`max_topic_levels`):
+    /// Mosquitto refuses more than 200 `/`, so the default is 201 levels. A
+    /// PUBLISH, will or SUBSCRIBE over it closes its connection.
+    pub max_topic_levels: u32,
     /// Whether retained messages are supported.
     pub retain_available: bool,
     /// Accept a zero-length client identifier (assigning one).
@@ -243,6 +250,7 @@ impl Default for Config {
             queue_qos0_messages: false,
             max_keepalive: 65535,
             max_topic_alias: 10,
+            max_topic_levels: DEFAULT_MAX_TOPIC_LEVELS,
             retain_available: true,
             allow_zero_length_clientid: true,
             auto_id_prefix: "auto-".into(),

@@ -315,6 +315,11 @@ impl Parser {
                     }
                 }
             }
+            "max_topic_levels" => {
+                if let Some(value) = self.checked(at, args, false, values::max_topic_levels) {
+                    self.config.max_topic_levels = value;
+                }
+            }
             "max_packet_size" => {
                 if let Some(value) = self.checked(at, args, false, values::max_packet_size) {
                     self.config.max_packet_size = value;
@@ -997,6 +1002,12 @@ pub(super) mod values {
         u16_value(n)
     }
 
+    /// Levels of a topic (Starling's own, as EMQX's `max_topic_levels`):
+    /// 65,536 is the most a topic of 65,535 bytes can have.
+    pub(crate) fn max_topic_levels(n: i64) -> Result<u32, String> {
+        Ok(in_range(n, 1, 65_536)? as u32)
+    }
+
     /// Seconds between `$SYS` updates; 0 turns them off.
     pub(crate) fn sys_interval(n: i64) -> Result<Option<Duration>, String> {
         let n = in_range(n, 0, 65535)?;
@@ -1313,6 +1324,7 @@ mod tests {
             queue_qos0_messages: true,
             max_keepalive: 300,
             max_topic_alias: 5,
+            max_topic_levels: 201,
             retain_available: false,
             allow_zero_length_clientid: false,
             auto_id_prefix: "dev-".into(),
@@ -1428,7 +1440,14 @@ mod tests {
     fn limits_at_their_bounds() {
         let config = valid(
             "max_keepalive 0\nmax_topic_alias 65535\nmax_packet_size 20\n\
-             message_size_limit 268435455\nmax_inflight_messages 65535\nsys_interval 65535\n",
+             message_size_limit 268435455\nmax_inflight_messages 65535\nsys_interval 65535\n\
+             max_topic_levels 65536\n",
+        );
+        assert_eq!(config.max_topic_levels, 65536);
+        assert_eq!(
+            valid("").max_topic_levels,
+            201,
+            "Mosquitto's limit by default"
         );
         assert_eq!(config.max_keepalive, 0);
         assert_eq!(config.max_topic_alias, 65535);
@@ -1656,6 +1675,8 @@ mod tests {
             ("max_queued_messages 1.5", "max_queued_messages: '1.5' is not a whole number"),
             ("max_queued_bytes many", "max_queued_bytes: 'many' is not a whole number"),
             ("max_topic_alias -1", "max_topic_alias: -1 is out of range 0..65535"),
+            ("max_topic_levels 0", "max_topic_levels: 0 is out of range 1..65536"),
+            ("max_topic_levels 65537", "max_topic_levels: 65537 is out of range 1..65536"),
             ("sys_interval 70000", "sys_interval: 70000 is out of range 0..65535"),
             (
                 "persistent_client_expiration 14x",

@@ -64,6 +64,7 @@ struct File {
     queue_qos0_messages: Option<bool>,
     max_keepalive: Option<Spanned<i64>>,
     max_topic_alias: Option<Spanned<i64>>,
+    max_topic_levels: Option<Spanned<i64>>,
     retain_available: Option<bool>,
     /// A Mosquitto duration string (`"14d"`) or a number of seconds.
     persistent_client_expiration: Option<Spanned<Value>>,
@@ -259,6 +260,13 @@ impl Builder<'_> {
             values::max_topic_alias,
         ) {
             self.config.max_topic_alias = v;
+        }
+        if let Some(v) = self.number(
+            "max_topic_levels",
+            file.max_topic_levels,
+            values::max_topic_levels,
+        ) {
+            self.config.max_topic_levels = v;
         }
         if let Some(v) = self.number("sys_interval", file.sys_interval, values::sys_interval) {
             self.config.sys_interval = v;
@@ -772,6 +780,7 @@ sync_interval = 250
             queue_qos0_messages: true,
             max_keepalive: 300,
             max_topic_alias: 5,
+            max_topic_levels: 201,
             retain_available: false,
             allow_zero_length_clientid: false,
             auto_id_prefix: "dev-".into(),
@@ -1160,6 +1169,7 @@ dest = ["stderr",
             "starling.toml",
             r#"connect_timeout = 3
 max_publish_rate = 50
+max_topic_levels = 128
 
 [[listener]]
 port = 8883
@@ -1186,6 +1196,7 @@ enable_proxy_protocol = 1
         assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
         assert_eq!(config.connect_timeout, Duration::from_secs(3));
         assert_eq!(config.max_publish_rate, NonZeroU32::new(50));
+        assert_eq!(config.max_topic_levels, 128);
         let [tls, ws] = &config.listeners[..] else {
             panic!("{:#?}", config.listeners);
         };
@@ -1208,7 +1219,7 @@ enable_proxy_protocol = 1
         // The same from mosquitto.conf.
         let conf = scratch.write(
             "mosquitto.conf",
-            "connect_timeout 3\nmax_publish_rate 50\nlistener 8883 127.0.0.1\ncertfile server.pem\n\
+            "connect_timeout 3\nmax_publish_rate 50\nmax_topic_levels 128\nlistener 8883 127.0.0.1\ncertfile server.pem\n\
              keyfile server.key\ncafile ca.pem\nrequire_certificate true\n\
              use_subject_as_username true\nciphers ECDHE-ECDSA-AES128-GCM-SHA256\n\
              ciphers_tls1.3 TLS_AES_128_GCM_SHA256\nmax_connections 10\n\
