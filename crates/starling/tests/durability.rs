@@ -11,6 +11,9 @@
 //!   queued messages in order, outbound in-flight QoS 1 and 2, the
 //!   PUBREL-pending state, inbound QoS 2 awaiting PUBREL, delayed wills,
 //!   session and message expiry while the broker is down;
+//! - `torture`: the crash round again and again (for minutes with
+//!   `scripts/torture`), with a shared subscription, a subscriber taken over
+//!   mid-stream and MQTT 5.0 publishers that resume too;
 //! - `storage`: a damaged store, a full disk (a 2 MiB tmpfs: the tests run as
 //!   root), `persistence false`, `--data-dir` and the default directory.
 //!
@@ -26,6 +29,8 @@ mod crash;
 mod restart;
 #[path = "durability/storage.rs"]
 mod storage;
+#[path = "durability/torture.rs"]
+mod torture;
 
 use starling_proto::{Publish, QoS, TopicName, UserProperty};
 

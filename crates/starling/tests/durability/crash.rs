@@ -15,7 +15,7 @@ use starling_client::{
 };
 use starling_proto::{Packet, ProtocolVersion, Publish, QoS};
 
-use super::common::raw::{retained, text, Login, Raw};
+use super::common::raw::{retained, text, Login, Raw, Recv};
 use super::common::restartable::{Starling, Stop};
 use super::common::WAIT;
 use super::{publish_marker, resume};
@@ -51,6 +51,9 @@ struct Ledger {
     written: HashMap<String, u64>,
     /// The next value of that counter.
     next_write: u64,
+    /// How many times each PUBLISH was written (resends after the restart
+    /// write it again).
+    writes: HashMap<String, u32>,
     /// Publishes whose future completed successfully.
     completed: usize,
     /// Publishes whose future failed (their connection died at the kill).
@@ -107,11 +110,40 @@ fn sigkill_mid_stream_loses_no_acknowledged_message() {
     for round in 1..=CRASH_ROUNDS {
         let kill_after = Duration::from_millis(rng.random_range(50..=1500));
         eprintln!("crash test round {round}: SIGKILL {kill_after:?} after publishing starts (seed {seed})");
-        crash_round(&runtime, round, kill_after);
+        crash_round(
+            &runtime,
+            &format!("crash-{round}"),
+            kill_after,
+            Mix::default(),
+        );
     }
 }
 
-fn crash_round(runtime: &tokio::runtime::Runtime, round: usize, kill_after: Duration) {
+/// Who takes part in a round beside the four publishers and the two offline
+/// persistent subscribers (QoS 1 over 3.1.1, QoS 2 over 5.0). The crash test
+/// runs without these; the torture test (`torture.rs`) with all of them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Mix {
+    /// Two offline persistent members of a shared subscription
+    /// (`$share/g/crash/data/+`, QoS 2): between them they receive every
+    /// acknowledged message, none twice.
+    pub(crate) shared: bool,
+    /// A persistent QoS 1 subscriber online during the stream, taken over by
+    /// a new connection of the same client every few hundred milliseconds:
+    /// over all its connections it receives every acknowledged message.
+    pub(crate) takeover: bool,
+    /// Publisher 1 is MQTT 5.0 with a persistent session (Session Expiry
+    /// Interval) that resumes after the restart, instead of 3.1.1.
+    pub(crate) v5_resume: bool,
+}
+
+pub(crate) fn crash_round(
+    runtime: &tokio::runtime::Runtime,
+    label: &str,
+    kill_after: Duration,
+    mix: Mix,
+) {
+    let round = label;
     // No queue limit: a message dropped from a full queue would be lost by
     // design, not by the crash.
     // STARLING_CRASH_DEBUG=1 logs every packet the broker reads and writes,
@@ -121,19 +153,33 @@ fn crash_round(runtime: &tokio::runtime::Runtime, round: usize, kill_after: Dura
     } else {
         ""
     };
-    let mut broker = Starling::new(
-        &format!("crash-{round}"),
-        &format!("max_queued_messages 0{debug}"),
-    )
-    .started();
+    let mut broker = Starling::new(label, &format!("max_queued_messages 0{debug}")).started();
     let port = broker.port();
     let sub_q1 = Login::v311("crash-q1").persistent();
     let sub_q2 = Login::v5("crash-q2").persistent();
-    for (login, qos) in [(&sub_q1, QoS::AtLeastOnce), (&sub_q2, QoS::ExactlyOnce)] {
+    let shared: Vec<Login> = if mix.shared {
+        vec![
+            Login::v5("crash-g1").persistent(),
+            Login::v5("crash-g2").persistent(),
+        ]
+    } else {
+        Vec::new()
+    };
+    let mut offline = vec![
+        (&sub_q1, "crash/data/+", QoS::AtLeastOnce),
+        (&sub_q2, "crash/data/+", QoS::ExactlyOnce),
+    ];
+    for member in &shared {
+        offline.push((member, "$share/g/crash/data/+", QoS::ExactlyOnce));
+    }
+    for (login, filter, qos) in offline {
         let (mut sub, _) = Raw::connect(port, login.clone());
-        sub.subscribe_one("crash/data/+", qos);
+        sub.subscribe_one(filter, qos);
         sub.disconnect();
     }
+    let taken_over = mix
+        .takeover
+        .then(|| Takeover::start(port, Login::v5("crash-t").persistent()));
     let (mut retainer, _) = Raw::connect(port, Login::v5("crash-retainer"));
     for i in 0..3 {
         let code = retainer.publish(retained(
@@ -154,6 +200,7 @@ fn crash_round(runtime: &tokio::runtime::Runtime, round: usize, kill_after: Dura
             runtime.spawn(publish_stream(
                 port,
                 n,
+                mix.v5_resume && n == 1,
                 Arc::clone(&ledger),
                 Arc::clone(&stop),
                 Arc::clone(&connected),
@@ -168,6 +215,7 @@ fn crash_round(runtime: &tokio::runtime::Runtime, round: usize, kill_after: Dura
     thread::sleep(kill_after);
     broker.stop(Stop::Kill);
     stop.store(true, Ordering::SeqCst);
+    let taken_over = taken_over.map(Takeover::finish);
     let (sent_at_kill, acked_at_kill) = {
         let ledger = ledger.lock().unwrap();
         (ledger.sent.len(), ledger.acked.clone())
@@ -198,8 +246,15 @@ fn crash_round(runtime: &tokio::runtime::Runtime, round: usize, kill_after: Dura
     // queues hold every acknowledged message.
     let s1 = resume(port, sub_q1, Stop::Kill);
     let s2 = resume(port, sub_q2, Stop::Kill);
+    let members: Vec<Raw> = shared
+        .into_iter()
+        .map(|login| resume(port, login, Stop::Kill))
+        .collect();
+    let t = taken_over
+        .as_ref()
+        .map(|(login, _)| resume(port, login.clone(), Stop::Kill));
     publish_marker(port, "crash/data/marker", QoS::ExactlyOnce);
-    let (drained_q1, drained_q2) = thread::scope(|scope| {
+    let (drained_q1, drained_q2, drained_members, drained_t) = thread::scope(|scope| {
         let q1 = scope.spawn(move || {
             let mut s1 = s1;
             s1.messages_until(b"marker")
@@ -208,7 +263,16 @@ fn crash_round(runtime: &tokio::runtime::Runtime, round: usize, kill_after: Dura
             let mut s2 = s2;
             s2.messages_until(b"marker")
         });
-        (q1.join().expect("drain q1"), q2.join().expect("drain q2"))
+        // A shared group's marker goes to one member: the members are
+        // drained until the group has it, then read out.
+        let group = scope.spawn(move || drain_group(members));
+        let t = scope.spawn(move || t.map(|mut t| t.messages_until(b"marker").0));
+        (
+            q1.join().expect("drain q1"),
+            q2.join().expect("drain q2"),
+            group.join().expect("drain the shared group"),
+            t.join().expect("drain the taken-over subscriber"),
+        )
     });
     // The subscriptions kept their QoS: the marker (QoS 2) comes at each.
     assert_eq!(
@@ -235,10 +299,46 @@ fn crash_round(runtime: &tokio::runtime::Runtime, round: usize, kill_after: Dura
         &drained_q2.0,
         true,
     ));
+    if mix.shared {
+        // Between them, everything and nothing twice; in order per member.
+        let union: Vec<Publish> = drained_members.iter().flatten().cloned().collect();
+        problems.extend(
+            check_drained(
+                "the shared group $share/g (QoS 2, two members)",
+                &ledger,
+                &acked_at_kill,
+                &union,
+                true,
+            )
+            .into_iter()
+            .filter(|p| !p.contains("out of order")),
+        );
+        for (i, member) in drained_members.iter().enumerate() {
+            problems.extend(check_order(&format!("crash-g{}", i + 1), &ledger, member));
+        }
+    }
+    if let (Some((_, mut before)), Some(after)) = (taken_over, drained_t) {
+        // At least once over all its connections: duplicates and order
+        // across takeovers are not checked.
+        before.extend(after);
+        let mut seen = HashSet::new();
+        before.retain(|m| seen.insert(text(m)));
+        problems.extend(
+            check_drained(
+                "crash-t (QoS 1, taken over)",
+                &ledger,
+                &acked_at_kill,
+                &before,
+                false,
+            )
+            .into_iter()
+            .filter(|p| !p.contains("out of order")),
+        );
+    }
     problems.extend(check_crash_retained(port, &ledger));
     assert!(
         problems.is_empty(),
-        "crash test round {round} (SIGKILL {kill_after:?} after publishing started):\n  {}",
+        "round {round} (SIGKILL {kill_after:?} after publishing started):\n  {}",
         problems.join("\n  ")
     );
 }
@@ -249,6 +349,7 @@ fn crash_round(runtime: &tokio::runtime::Runtime, round: usize, kill_after: Dura
 async fn publish_stream(
     port: u16,
     n: usize,
+    v5_resume: bool,
     ledger: Arc<Mutex<Ledger>>,
     stop: Arc<AtomicBool>,
     connected: Arc<AtomicUsize>,
@@ -296,6 +397,7 @@ async fn publish_stream(
                     let at = ledger.next_write;
                     ledger.next_write += 1;
                     ledger.written.insert(payload.clone(), at);
+                    *ledger.writes.entry(payload.clone()).or_default() += 1;
                 }
                 if let Some(id) = publish.packet_id() {
                     by_packet_id.lock().unwrap().insert(id.get(), payload);
@@ -321,7 +423,16 @@ async fn publish_stream(
         .expect("a valid URL")
         .client_id(format!("crash-pub-{n}"))
         .packet_observer(observer);
-    options = if reconnects {
+    options = if v5_resume {
+        options
+            .version(ProtocolVersion::V5)
+            .clean_start(false)
+            .session_expiry(Duration::from_secs(3600))
+            .reconnect(ReconnectPolicy::Backoff {
+                min: Duration::from_millis(50),
+                max: Duration::from_millis(200),
+            })
+    } else if reconnects {
         options
             .version(ProtocolVersion::V3_1_1)
             .clean_start(false)
@@ -461,12 +572,165 @@ fn check_drained(
             ));
         }
     }
+    problems.extend(check_order(who, ledger, messages));
     let duplicates: usize = counts.values().map(|n| n - 1).sum();
     eprintln!(
         "{who} received {} messages ({duplicates} duplicates)",
         messages.len()
     );
     problems
+}
+
+/// Per publisher, the messages a subscriber received first come in the
+/// order the broker received them [MQTT-4.6.0-6]: the order they were written
+/// to the wire, for messages written once (a resend after the restart comes
+/// after everything, and its first copy may have been queued before).
+fn check_order(who: &str, ledger: &Ledger, messages: &[Publish]) -> Vec<String> {
+    let mut last: HashMap<usize, (u64, String)> = HashMap::new();
+    let mut seen = HashSet::new();
+    let mut problems = Vec::new();
+    for message in messages {
+        let id = text(message);
+        if !seen.insert(id.clone()) || ledger.writes.get(&id) != Some(&1) {
+            continue;
+        }
+        let (Some((n, _)), Some(&at)) = (parse_id(&id), ledger.written.get(&id)) else {
+            continue;
+        };
+        if let Some((before, earlier)) = last.get(&n) {
+            if *before > at {
+                problems.push(format!(
+                    "{who} received {id} after {earlier}, which was written after it: out of order \
+                     [MQTT-4.6.0-6]"
+                ));
+            }
+        }
+        last.insert(n, (at, id));
+    }
+    problems.truncate(5);
+    problems
+}
+
+/// Drains offline members of one shared group until one of them has the
+/// marker, then the others; what each received, in order.
+fn drain_group(mut members: Vec<Raw>) -> Vec<Vec<Publish>> {
+    let mut all: Vec<Vec<Publish>> = members.iter().map(|_| Vec::new()).collect();
+    if members.is_empty() {
+        return all;
+    }
+    let deadline = Instant::now() + super::common::WAIT * 4;
+    let mut marked = false;
+    while !marked {
+        assert!(
+            Instant::now() < deadline,
+            "no member of the shared group received the marker"
+        );
+        let mut quiet = true;
+        for (member, got) in members.iter_mut().zip(&mut all) {
+            while let Some(message) = member.next_message(Duration::from_millis(20)) {
+                quiet = false;
+                if message.payload == b"marker"[..] {
+                    marked = true;
+                } else {
+                    got.push(message);
+                }
+            }
+        }
+        if quiet && marked {
+            break;
+        }
+    }
+    // What else the others had queued comes at once: read until quiet.
+    for (member, got) in members.iter_mut().zip(&mut all) {
+        while let Some(message) = member.next_message(Duration::from_millis(300)) {
+            got.push(message);
+        }
+    }
+    all
+}
+
+/// A persistent QoS 1 subscriber online during the stream, taken over by a
+/// new connection of the same client at random moments; every message any
+/// of its connections received, acknowledged as they came.
+struct Takeover {
+    stop: Arc<AtomicBool>,
+    login: Login,
+    thread: thread::JoinHandle<Vec<Publish>>,
+}
+
+impl Takeover {
+    fn start(port: u16, login: Login) -> Takeover {
+        let (mut first, _) = Raw::connect(port, login.clone());
+        first.subscribe_one("crash/data/+", QoS::AtLeastOnce);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (stop, login) = (Arc::clone(&stop), login.clone());
+            thread::spawn(move || {
+                let mut received = Vec::new();
+                let mut takeovers = 0;
+                let mut current = Some(first);
+                let mut rng = StdRng::seed_from_u64(port.into());
+                while !stop.load(Ordering::SeqCst) {
+                    let until = Instant::now() + Duration::from_millis(rng.random_range(50..400));
+                    if let Some(conn) = current.as_mut() {
+                        if !read_for(conn, until, &mut received) {
+                            current = None;
+                        }
+                    } else {
+                        thread::sleep(Duration::from_millis(20));
+                    }
+                    // The takeover: a new connection of the same client.
+                    if let Ok((new, _)) = Raw::try_connect(port, login.clone()) {
+                        takeovers += 1;
+                        if let Some(mut old) = current.replace(new) {
+                            read_for(
+                                &mut old,
+                                Instant::now() + Duration::from_secs(1),
+                                &mut received,
+                            );
+                        }
+                    }
+                }
+                eprintln!("crash-t: {takeovers} takeovers during the stream");
+                received
+            })
+        };
+        Takeover {
+            stop,
+            login,
+            thread,
+        }
+    }
+
+    /// Stops taking over (the broker was killed); the login and what came.
+    fn finish(self) -> (Login, Vec<Publish>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let received = self.thread.join().expect("the takeover thread panicked");
+        (self.login, received)
+    }
+}
+
+/// Reads `conn` until `until`, acknowledging and keeping its messages;
+/// false once the broker closed it (a takeover's DISCONNECT 0x8E, or the kill).
+fn read_for(conn: &mut Raw, until: Instant, received: &mut Vec<Publish>) -> bool {
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        match conn.recv(left) {
+            Recv::Packet(Packet::Publish(publish)) => {
+                // QoS 1 (the subscription's); an ack to a dead socket is moot.
+                if let Some(id) = publish.packet_id() {
+                    let _ = conn.try_send(Packet::PubAck(starling_proto::PubAck::new(id)));
+                }
+                received.push(publish);
+            }
+            Recv::Packet(_) => {}
+            Recv::Timeout => return true,
+            Recv::Closed => return false,
+        }
+    }
 }
 
 /// What publisher `n` wrote and read on the packet identifier(s) that
