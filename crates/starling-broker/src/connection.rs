@@ -56,6 +56,16 @@ const DRAIN_BATCH: usize = 256;
 /// stopped reading must not keep its will and session waiting.
 const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a connection the server ends goes on reading (and dropping) what
+/// its client still sends, after the final CONNACK or DISCONNECT and the
+/// shutdown of the write side: see [`linger`].
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// [`LINGER`] once the server is shutting down: long enough for a client in
+/// the middle of a burst, short enough that idle clients, which never close
+/// their side, do not hold up the broker's exit (or a restart).
+pub const LINGER_AT_SHUTDOWN: Duration = Duration::from_millis(100);
+
 /// How long acknowledgements wait for a store that reports failing before the
 /// connection is closed with its reason (a client with a message in flight
 /// would otherwise wait with no answer, not even to PINGREQ).
@@ -120,8 +130,53 @@ where
             .run(&mut stream, &mut read_buf, &mut decoder, &shutdown)
             .await;
         drop(read_buf);
+        let server_ended = matches!(end, End::Server(..) | End::Abandoned(_));
+        // `finish` consumes the connection: a takeover waiting for it goes
+        // on before the linger, not after.
         Box::pin(conn.finish(end, &mut stream)).await;
+        if server_ended {
+            linger(&mut stream, Some(&shutdown)).await;
+        }
     }
+}
+
+/// The lingering close of web servers, for a connection the server ends
+/// (a CONNACK refusal, a DISCONNECT with a reason, a takeover, a shutdown).
+/// Its write side is already shut: the client reads the final packet, then
+/// the end of the stream. Closing the socket now, with the client's later
+/// packets unread or still on their way, makes the kernel answer them with
+/// a reset, and a reset destroys what the client had not read yet: the very
+/// packet that says why. So what the client still sends is read and dropped
+/// until it closes its side, for at most [`LINGER`] however it trickles
+/// (the connection keeps its slot under `max_connections` meanwhile); once
+/// the server is shutting down, for at most [`LINGER_AT_SHUTDOWN`]. Boxed:
+/// its buffer costs a connection nothing until it ends this way.
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S, shutdown: Option<&Shutdown>) {
+    /// How often a lingering connection looks for a shutdown.
+    const POLL: Duration = Duration::from_millis(50);
+    Box::pin(async {
+        let started = tokio::time::Instant::now();
+        let mut sink = [0u8; 1024];
+        loop {
+            let limit = if shutdown.is_some_and(Shutdown::has_begun) {
+                LINGER_AT_SHUTDOWN
+            } else {
+                LINGER
+            };
+            let left = limit.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            // The end of the stream or an error ends it; data, or no data
+            // within POLL, goes on.
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(left.min(POLL), stream.read(&mut sink)).await
+            {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Reads CONNECT by the deadline and accepts the client: the connection, its
@@ -161,6 +216,7 @@ where
             info!("Client <unknown> from {peer} asked for unsupported protocol level {level}.");
             let _ = stream.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
             close(stream).await;
+            linger(stream, None).await;
             return None;
         }
         Ok(Err(e)) => {
@@ -177,8 +233,10 @@ where
         }
     };
     let Some(conn) = Connection::accept(broker, *connect, info, stream).await else {
-        // The refusing CONNACK must reach the client through TLS or WebSocket.
+        // The refusing CONNACK must reach the client through TLS or WebSocket,
+        // and be read before a reset can destroy it.
         close(stream).await;
+        linger(stream, None).await;
         return None;
     };
     decoder.set_version(conn.version);
