@@ -599,9 +599,23 @@ fn check_order(who: &str, ledger: &Ledger, messages: &[Publish]) -> Vec<String> 
         };
         if let Some((before, earlier)) = last.get(&n) {
             if *before > at {
+                let place = |id: &str| {
+                    let i = messages.iter().position(|m| text(m) == id);
+                    let m = i.map(|i| &messages[i]);
+                    format!(
+                        "{id} #{i:?} of {} (dup {:?}, QoS {:?}, written #{:?}, acked {})",
+                        messages.len(),
+                        m.map(|m| m.dup),
+                        m.map(|m| m.qos()),
+                        ledger.written.get(id),
+                        ledger.acked.contains(id)
+                    )
+                };
                 problems.push(format!(
                     "{who} received {id} after {earlier}, which was written after it: out of order \
-                     [MQTT-4.6.0-6]"
+                     [MQTT-4.6.0-6]; {} / {}",
+                    place(earlier),
+                    place(&id)
                 ));
             }
         }
