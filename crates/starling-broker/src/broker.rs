@@ -1010,7 +1010,7 @@ impl Broker {
         let (outcome, backed_up) = {
             let mut state = self.state(session);
             let outcome = state.enqueue(delivery);
-            (outcome, state.is_backed_up())
+            (outcome, state.slows_publishers())
         };
         if backed_up {
             BACKED_UP.set(true);

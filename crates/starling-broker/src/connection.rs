@@ -1142,6 +1142,9 @@ impl Connection {
                     .then(|| state.start_inflight(delivery.clone()));
                 batch.push((delivery, id, false));
             }
+            if !batch.is_empty() {
+                state.note_progress(now);
+            }
         }
         if too_large > 0 {
             Stats::add(&self.broker.stats.publish_dropped, too_large);

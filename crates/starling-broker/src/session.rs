@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use starling_proto::{PacketId, QoS, TopicFilter};
 
@@ -100,6 +100,18 @@ pub enum Resend {
 /// ([`SessionState::is_backed_up`]).
 pub const BACKLOG: usize = 1_000;
 
+/// How long a backed-up client may take nothing from its queue before it
+/// counts as stuck rather than slow ([`SessionState::slows_publishers`]).
+pub const STUCK: Duration = Duration::from_secs(1);
+
+/// `at` on a process-wide millisecond clock that wraps (after 49 days: only
+/// differences are used) and is never 0.
+fn millis(at: Instant) -> u32 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    (at.saturating_duration_since(base).as_millis() as u32).max(1)
+}
+
 /// The result of offering a message to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -141,6 +153,11 @@ pub struct SessionState {
     pub dropped: u64,
     /// Whether the last offer was dropped.
     dropping: bool,
+    /// When (the process clock of [`millis`]; 0: not now) this online
+    /// session's queue was last found backed up after it was not.
+    backlog_since: u32,
+    /// When its connection last took messages from the queue.
+    progress_at: u32,
     /// `Some` while the store keeps this session. Boxed: most sessions have
     /// none.
     record: Option<Box<Kept>>,
@@ -213,6 +230,8 @@ impl SessionState {
             online: false,
             dropped: 0,
             dropping: false,
+            backlog_since: 0,
+            progress_at: 0,
             record: None,
         }
     }
@@ -327,6 +346,41 @@ impl SessionState {
                     .limits
                     .max_messages
                     .map_or(BACKLOG, |max| (max / 2).clamp(1, BACKLOG))
+    }
+
+    /// Whether a message just queued here should slow its publisher down:
+    /// the queue is backed up ([`Self::is_backed_up`]) and its client is slow,
+    /// not stuck. A client that took nothing from its queue for [`STUCK`]
+    /// while it was backed up (its TCP window full: it does not read) is not
+    /// waited for: slowing the publishers would slow every other subscriber
+    /// of theirs, and its own queue is bounded by its limits (what does not
+    /// fit is dropped, as for an offline client). The clock is read only
+    /// while the queue is backed up.
+    pub fn slows_publishers(&mut self) -> bool {
+        if !self.is_backed_up() {
+            if self.backlog_since != 0 {
+                self.backlog_since = 0;
+            }
+            return false;
+        }
+        self.slows_publishers_at(Instant::now())
+    }
+
+    /// [`Self::slows_publishers`] of a backed-up queue, at `now`.
+    fn slows_publishers_at(&mut self, now: Instant) -> bool {
+        let now = millis(now);
+        if self.backlog_since == 0 {
+            self.backlog_since = now;
+        }
+        let waited = now
+            .wrapping_sub(self.backlog_since)
+            .min(now.wrapping_sub(self.progress_at));
+        waited < STUCK.as_millis() as u32
+    }
+
+    /// Its connection took messages from the queue at `now`.
+    pub fn note_progress(&mut self, now: Instant) {
+        self.progress_at = millis(now);
     }
 
     /// Marks the session attached to a connection or not.
@@ -740,5 +794,35 @@ mod tests {
         s.enqueue(d);
         assert!(s.next_ready(10, now + Duration::from_secs(2)).is_none());
         assert_eq!(s.queued(), 0);
+    }
+
+    /// Issue 17: a client that drains slowly slows its publishers; one that
+    /// takes nothing for a second (it does not read) no longer does.
+    #[test]
+    fn a_backed_up_client_slows_publishers_until_it_is_stuck() {
+        let limits = Arc::new(QueueLimits {
+            max_messages: Some(4),
+            ..LIMITS
+        });
+        let mut state = SessionState::new(limits);
+        state.set_online(true);
+        let start = Instant::now();
+        state.note_progress(start);
+        assert!(!state.slows_publishers(), "nothing queued");
+        for _ in 0..2 {
+            state.enqueue(delivery(QoS::AtLeastOnce, "m"));
+        }
+        assert!(state.is_backed_up());
+        assert!(state.slows_publishers_at(start), "backed up just now: slow");
+        let later = start + STUCK / 2;
+        assert!(state.slows_publishers_at(later));
+        // It took something: still slow, counted from then.
+        state.note_progress(later);
+        assert!(state.slows_publishers_at(later + STUCK / 2));
+        // Nothing taken for STUCK: stuck.
+        assert!(!state.slows_publishers_at(later + STUCK * 2));
+        // Offline, nobody is slowed whatever the queue.
+        state.set_online(false);
+        assert!(!state.slows_publishers());
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use starling_broker::config::ListenerSettings;
 use starling_broker::Config;
-use starling_proto::{ProtocolVersion, ReasonCode};
+use starling_proto::{ProtocolVersion, QoS, ReasonCode};
 
 #[tokio::test]
 async fn max_connections_refuses_the_connection_over_the_limit_and_frees_its_slot() {
@@ -85,6 +85,70 @@ async fn connect_timeout_is_configurable() {
     );
     assert!(
         elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+        "closed after {elapsed:?}"
+    );
+    broker.stop().await;
+}
+
+/// Issue 17: half a CONNECT, then nothing, is closed at the same deadline as
+/// no CONNECT at all; so is a CONNECT that claims a huge remaining length
+/// (nothing of it is allocated before it arrives).
+#[tokio::test]
+async fn a_half_connect_or_a_huge_claimed_one_is_closed_at_connect_timeout() {
+    let config = Config {
+        connect_timeout: Duration::from_secs(1),
+        sys_interval: None,
+        ..Config::default()
+    };
+    let broker = TestBroker::with_config(config).await;
+    let mut connect = bytes::BytesMut::new();
+    starling_proto::Packet::Connect(Box::new(common::connect(ProtocolVersion::V5, "half")))
+        .encode(ProtocolVersion::V5, &mut connect)
+        .unwrap();
+    let half = &connect[..connect.len() / 2];
+    // A CONNECT header claiming 268,435,455 bytes (the most the remaining
+    // length can say), then four of them.
+    let claims = [0x10, 0xFF, 0xFF, 0xFF, 0x7F, 0, 4, b'M', b'Q'];
+    for start in [half, &claims[..]] {
+        let mut stalled = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stalled, start)
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let seen = read_until_closed(&mut stalled, Duration::from_secs(5)).await;
+        let elapsed = started.elapsed();
+        assert!(seen.is_empty(), "nothing is sent before a whole CONNECT");
+        assert!(
+            elapsed >= Duration::from_millis(800) && elapsed < Duration::from_secs(4),
+            "closed after {elapsed:?}"
+        );
+    }
+    broker.stop().await;
+}
+
+/// Issue 17: after CONNECT, half a PUBLISH and then silence is closed by the
+/// keep alive (one and a half times it [MQTT-3.1.2-24]), as silence is.
+#[tokio::test]
+async fn half_a_packet_then_silence_is_closed_by_the_keep_alive() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client(ProtocolVersion::V5).await;
+    let mut login = common::connect(ProtocolVersion::V5, "half-packet");
+    login.keep_alive = 1;
+    client.handshake(login).await;
+    let mut publish = bytes::BytesMut::new();
+    starling_proto::Packet::Publish(common::publish("t", "payload", QoS::AtLeastOnce, 1))
+        .encode(ProtocolVersion::V5, &mut publish)
+        .unwrap();
+    client.send_bytes(&publish[..publish.len() - 3]).await;
+    let started = tokio::time::Instant::now();
+    let seen = client.expect_closed().await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(&seen[..], [starling_proto::Packet::Disconnect(d)] if d.reason_code == ReasonCode::KEEP_ALIVE_TIMEOUT),
+        "{seen:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(1200) && elapsed < Duration::from_secs(4),
         "closed after {elapsed:?}"
     );
     broker.stop().await;

@@ -178,6 +178,7 @@ fn move_aside(file: &Path, stamp: u64) -> std::io::Result<PathBuf> {
 async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Result<()> {
     let port = args.port;
     info!("starling version {} starting", env!("CARGO_PKG_VERSION"));
+    raise_open_file_limit(&config);
     let mut listeners = Vec::new();
     for listener in config.listeners_or_default(port) {
         let addr = listener.bind;
@@ -227,6 +228,31 @@ async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Re
     let _ = tokio::task::spawn_blocking(move || broker.close_store()).await;
     info!("starling version {} terminating", env!("CARGO_PKG_VERSION"));
     Ok(())
+}
+
+/// File descriptors kept for what is not a client: listeners, the store and
+/// its journal, log files, the password and ACL files when re-read.
+const RESERVED_FILES: u64 = 64;
+
+/// Each connection holds a file descriptor: the soft limit (often 1,024) is
+/// raised to the hard one, and the log says how many clients that leaves
+/// room for, as a refused accept would otherwise be the first sign of it.
+fn raise_open_file_limit(config: &Config) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let room = limit.saturating_sub(RESERVED_FILES);
+            info!("Open file limit {limit}: room for about {room} connections.");
+            if let Some(max) = config.max_connections {
+                if max as u64 > room {
+                    warn!(
+                        "Warning: max_connections {max} is above the {room} connections the open \
+                         file limit leaves room for; raise the hard limit (ulimit -Hn, LimitNOFILE)."
+                    );
+                }
+            }
+        }
+        Err(e) => warn!("Warning: cannot raise the open file limit: {e}"),
+    }
 }
 
 /// On each SIGHUP, [`reload`].

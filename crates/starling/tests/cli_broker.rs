@@ -146,6 +146,18 @@ fn serves_on_the_given_port_and_stops_on_sigterm() {
         "{stderr}"
     );
     assert!(stderr.contains("as cli (p2, c1, k60)."), "{stderr}");
+    // The soft open file limit is raised to the hard one (issue 17), and the
+    // log says how many clients that leaves room for.
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .unwrap();
+    assert!(
+        stderr.contains(&format!("Open file limit {hard}: room for about ")),
+        "{stderr}"
+    );
     // The 3.1.1 client is closed at shutdown.
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
