@@ -150,7 +150,8 @@ impl Raw {
             stash: VecDeque::new(),
             label: login.connect.client_id.as_str().to_owned(),
         };
-        raw.send(Packet::Connect(Box::new(login.connect)));
+        raw.try_send(Packet::Connect(Box::new(login.connect)))
+            .map_err(|e| format!("cannot write CONNECT: {e}"))?;
         match raw.recv(WAIT) {
             Recv::Packet(Packet::ConnAck(connack)) => Ok((raw, connack)),
             other => Err(format!("expected CONNACK, got {other:?}")),
