@@ -12,6 +12,7 @@ pub mod listener;
 pub mod mosquitto;
 mod security;
 pub mod toml;
+mod values;
 
 pub use listener::{
     ListenerSettings, Protocol, ProxyProtocol, TlsSettings, TlsVersion, WebSocketSettings,

@@ -40,8 +40,9 @@ use ::toml::{Spanned, Value};
 use serde::Deserialize;
 
 use super::listener::ListenerOptions;
-use super::mosquitto::{line_of, values};
+use super::mosquitto::line_of;
 use super::security;
+use super::values;
 use super::{Config, ConfigProblem, ConfigReport, Listener};
 
 /// The file as written. Numbers are `i64` so that range checks are ours and
