@@ -404,3 +404,60 @@ fn every_scenario_against_starling_broker() {
     assert!(n(&d, "sent") > 0, "smoke-discard: {d:#}");
     drop(broker);
 }
+
+/// Issue 17, the small version of the 19,000-connection run in
+/// `bench/RESULTS.md`: 5,000 idle connections from three loopback source
+/// addresses, held past their keep alive (pings) while a light publish load
+/// runs; every one opens and stays open, and the broker's memory per
+/// connection is reported. No timing or memory assertion: those are
+/// measured by hand, beside Mosquitto.
+#[test]
+fn five_thousand_idle_connections_from_several_source_addresses_stay_open() {
+    let broker = Broker::start();
+    let port = broker.port.to_string();
+    let pid = broker.child.id().to_string();
+    let load = {
+        let port = port.clone();
+        thread::spawn(move || {
+            bench(
+                "smoke-light-load",
+                None,
+                &[
+                    "pub", "-p", &port, "-c", "2", "-r", "100", "-q", "1", "-d", "4",
+                ],
+            )
+        })
+    };
+    let s = bench(
+        "smoke-conn-5000",
+        None,
+        &[
+            "conn",
+            "-p",
+            &port,
+            "-c",
+            "5000",
+            "--bind",
+            "127.0.0.1,127.0.0.2,127.0.0.3",
+            "-k",
+            "4",
+            "-d",
+            "4",
+            "--watch-pid",
+            &pid,
+        ],
+    );
+    let c = &s["connections"];
+    assert_eq!(c["connected"].as_u64(), Some(5000), "{s:#}");
+    assert_eq!(c["failed"].as_u64(), Some(0), "{s:#}");
+    assert_eq!(c["dropped"].as_u64(), Some(0), "{s:#}");
+    let per_connection = s["broker_rss"]["per_connection_bytes"].as_f64();
+    assert!(per_connection.is_some(), "no broker memory reported: {s:#}");
+    eprintln!(
+        "5,000 idle connections: {:.0} B of broker RSS each, {:.0} connects/s",
+        per_connection.unwrap_or_default(),
+        c["rate"].as_f64().unwrap_or_default()
+    );
+    let light = load.join().expect("the light publish load");
+    assert_eq!(n(&light, "acked"), n(&light, "sent"), "{light:#}");
+}
