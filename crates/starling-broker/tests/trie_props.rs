@@ -50,18 +50,21 @@ fn name_levels() -> impl Strategy<Value = Vec<String>> {
 }
 
 fn name() -> impl Strategy<Value = String> {
-    (name_levels(), any::<bool>()).prop_map(|(levels, system)| {
-        // A topic of one empty level is no topic at all [MQTT-4.7.3-1].
-        let text = match levels.join("/") {
-            text if text.is_empty() => "a".to_owned(),
-            text => text,
-        };
-        if system {
-            format!("$s/{text}")
-        } else {
-            text
-        }
-    })
+    (name_levels(), any::<bool>()).prop_map(|(levels, system)| topic_text(&levels, system))
+}
+
+/// The levels joined, under `$s/` for a system topic; a topic of one empty
+/// level is no topic at all [MQTT-4.7.3-1], so that one is `a`.
+fn topic_text(levels: &[String], system: bool) -> String {
+    let text = match levels.join("/") {
+        text if text.is_empty() => "a".to_owned(),
+        text => text,
+    };
+    if system {
+        format!("$s/{text}")
+    } else {
+        text
+    }
 }
 
 /// A filter: a name's levels, some turned into `+`, maybe ending in `#`.
@@ -81,15 +84,7 @@ fn filter() -> impl Strategy<Value = String> {
             if hash {
                 levels.push("#".into());
             }
-            let text = match levels.join("/") {
-                text if text.is_empty() => "a".to_owned(),
-                text => text,
-            };
-            if system {
-                format!("$s/{text}")
-            } else {
-                text
-            }
+            topic_text(&levels, system)
         })
 }
 
