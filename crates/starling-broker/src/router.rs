@@ -404,15 +404,15 @@ fn descend<'n, K>(mut node: &'n mut Node<K>, inner: &str) -> (&'n mut Node<K>, b
 
 /// Emits every subscription under `node` that matches the rest of a topic
 /// name, `levels`. Depth first along the literal children, with the `+`
-/// branches met on the way kept in a list (allocated only if there are
-/// some): a loop, not a recursion, whatever the topic's depth.
+/// branches met on the way kept in a list ([`Branches`]: no allocation for
+/// the first few): a loop, not a recursion, whatever the topic's depth.
 fn walk<'a, 'l, K: Clone + Eq + Hash, L: Iterator<Item = &'l str> + Clone>(
     node: &'a Node<K>,
     levels: L,
     online: &impl Fn(&K) -> bool,
     on_match: &mut impl FnMut(Match<'a, K>),
 ) {
-    let mut branches: Vec<(&'a Node<K>, L)> = Vec::new();
+    let mut branches: Branches<(&'a Node<K>, L)> = Branches::new();
     let mut next = Some((node, levels));
     while let Some((mut node, mut levels)) = next.take().or_else(|| branches.pop()) {
         loop {
@@ -430,6 +430,49 @@ fn walk<'a, 'l, K: Clone + Eq + Hash, L: Iterator<Item = &'l str> + Clone>(
                 None => break,
             }
         }
+    }
+}
+
+/// A stack of the walk's pending `+` branches: the first [`INLINE`] in place,
+/// any more in a `Vec`. A walk meets one per `+` level of the filters along
+/// its path, so a PUBLISH almost never allocates for it.
+struct Branches<T> {
+    inline: [Option<T>; INLINE],
+    len: usize,
+    spilled: Vec<T>,
+}
+
+/// Branches held without an allocation.
+const INLINE: usize = 8;
+
+impl<T> Branches<T> {
+    fn new() -> Self {
+        Branches {
+            inline: [const { None }; INLINE],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, item: T) {
+        if self.len < INLINE {
+            self.inline[self.len] = Some(item);
+            self.len += 1;
+        } else {
+            self.spilled.push(item);
+        }
+    }
+
+    /// The last pushed (what spilled was pushed after everything in place).
+    fn pop(&mut self) -> Option<T> {
+        if let Some(item) = self.spilled.pop() {
+            return Some(item);
+        }
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        self.inline[self.len].take()
     }
 }
 
@@ -639,5 +682,23 @@ mod tests {
         assert!(router.unsubscribe(&filter("a/b/x"), &3));
         assert!(router.root.is_empty());
         assert!(router.is_empty());
+    }
+
+    #[test]
+    fn branches_pop_last_in_first_out_across_the_spill() {
+        let mut branches = Branches::new();
+        for i in 0..INLINE * 3 {
+            branches.push(i);
+        }
+        // Interleaved with pops, as a walk does.
+        assert_eq!(branches.pop(), Some(INLINE * 3 - 1));
+        branches.push(100);
+        let mut order = Vec::new();
+        while let Some(i) = branches.pop() {
+            order.push(i);
+        }
+        let mut expected: Vec<usize> = (0..INLINE * 3 - 1).rev().collect();
+        expected.insert(0, 100);
+        assert_eq!(order, expected);
     }
 }
