@@ -38,6 +38,7 @@ with_both_stops!(
     a_delayed_will_is_published_after_the_restart,
     an_expired_session_is_gone_after_the_restart,
     an_expired_message_is_dropped_after_the_restart,
+    a_retained_message_at_the_deepest_topic_survives_restarts_and_shutdown,
     the_will_of_a_session_that_expired_while_down_is_published,
 );
 
@@ -713,4 +714,44 @@ fn qos0_is_not_queued_without_queue_qos0_messages() {
     let (messages, _) = sub.messages_until(b"marker");
     assert_eq!(payloads(&messages), ["at least once"]);
     sub.disconnect();
+}
+
+/// Issue 17: a retained message at the deepest topic there is (65,535 `/`,
+/// allowed by `max_topic_levels 65536`) is stored, restored into the trie at
+/// start-up, delivered to `#`, and the broker stops cleanly with it (the
+/// trie's drop): it used to overflow the stack, and since it was stored,
+/// again at every restart. The depth of the `+` filter that matches it too.
+fn a_retained_message_at_the_deepest_topic_survives_restarts_and_shutdown(stop: Stop) {
+    let mut broker = Starling::new("deepest", "max_topic_levels 65536").started();
+    let port = broker.port();
+    let deepest = "/".repeat(65_535);
+    let (mut publisher, _) = Raw::connect(port, Login::v5("deep-pub"));
+    let code = publisher.publish(retained(&deepest, "deep", QoS::AtLeastOnce));
+    assert!(!code.is_error(), "{code}");
+    publisher.disconnect();
+    let login = Login::v5("deep-sub").persistent();
+    let (mut sub, _) = Raw::connect(port, login.clone());
+    let mut plus = vec!["+"; 30_000];
+    plus.push("#");
+    sub.subscribe_one(&plus.join("/"), QoS::AtLeastOnce);
+    let first = sub.expect_message("the retained message, for the new subscription");
+    assert_eq!(first.topic.as_str().len(), 65_535);
+    sub.disconnect();
+
+    broker.restart(stop);
+
+    let (mut all, _) = Raw::connect(port, Login::v5("deep-all"));
+    all.subscribe_one("#", QoS::AtLeastOnce);
+    let again = all.expect_message("the retained message after the restart");
+    assert_eq!(again.topic.as_str(), deepest, "[MQTT-3.3.1-5]");
+    assert_eq!(text(&again), "deep");
+    all.disconnect();
+    // The deep subscription was restored with its session.
+    let mut sub = resume(port, login, stop);
+    publish_marker(port, &deepest, QoS::AtLeastOnce);
+    let (_, marker) = sub.messages_until(b"marker");
+    assert_eq!(marker.topic.as_str().len(), 65_535);
+    sub.disconnect();
+    // And a graceful stop with it all in the tries exits 0.
+    broker.stop(Stop::Graceful);
 }
