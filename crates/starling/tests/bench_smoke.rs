@@ -29,8 +29,11 @@ struct Broker {
 
 impl Broker {
     fn start() -> Broker {
+        // A directory per broker: the tests of this file run at once.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("bench-smoke-{}", std::process::id()));
+            .join(format!("bench-smoke-{}-{n}", std::process::id()));
         fs::create_dir_all(&dir).expect("create the scratch directory");
         for attempt in 1..=3 {
             let port = free_port();
@@ -89,6 +92,17 @@ impl Drop for Broker {
             }
         }
     }
+}
+
+/// The tests of this file each load the machine (every scenario; 5,000
+/// connections): one at a time, so that neither measures the other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds [`SERIAL`] for the test (a failed test leaves it poisoned, not held).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn free_port() -> u16 {
@@ -177,6 +191,7 @@ fn check_delivery(label: &str, s: &Value, qos: u8, fan: u64) {
 
 #[test]
 fn every_scenario_against_starling_broker() {
+    let _serial = one_at_a_time();
     let broker = Broker::start();
     let port = broker.port;
 
@@ -413,6 +428,7 @@ fn every_scenario_against_starling_broker() {
 /// measured by hand, beside Mosquitto.
 #[test]
 fn five_thousand_idle_connections_from_several_source_addresses_stay_open() {
+    let _serial = one_at_a_time();
     let broker = Broker::start();
     let port = broker.port.to_string();
     let pid = broker.child.id().to_string();
