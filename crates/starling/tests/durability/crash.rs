@@ -143,7 +143,6 @@ pub(crate) fn crash_round(
     kill_after: Duration,
     mix: Mix,
 ) {
-    let round = label;
     // No queue limit: a message dropped from a full queue would be lost by
     // design, not by the crash.
     // STARLING_CRASH_DEBUG=1 logs every packet the broker reads and writes,
@@ -228,7 +227,7 @@ pub(crate) fn crash_round(
     }
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     eprintln!(
-        "crash test round {round}: {} sent ({sent_at_kill} before the kill), {} acknowledged, \
+        "round {label}: {} sent ({sent_at_kill} before the kill), {} acknowledged, \
          {} completed, {} failed",
         ledger.sent.len(),
         ledger.acked.len(),
@@ -237,7 +236,7 @@ pub(crate) fn crash_round(
     );
     if ledger.acked.is_empty() {
         eprintln!(
-            "crash test round {round}: nothing was acknowledged before the kill \
+            "round {label}: nothing was acknowledged before the kill \
              ({kill_after:?}); only exactly-once is checked"
         );
     }
@@ -338,7 +337,7 @@ pub(crate) fn crash_round(
     problems.extend(check_crash_retained(port, &ledger));
     assert!(
         problems.is_empty(),
-        "round {round} (SIGKILL {kill_after:?} after publishing started):\n  {}",
+        "round {label} (SIGKILL {kill_after:?} after publishing started):\n  {}",
         problems.join("\n  ")
     );
 }
