@@ -237,11 +237,22 @@ async fn open(
     let opened = if endpoint.is_plain() {
         Ok(Ok((Opened::Tcp(stream), endpoint.info(peer, deadline))))
     } else {
+        // The keys of the listener's scope in force now (a reload replaces
+        // them for the handshakes that follow).
+        let psk = if endpoint.takes_psk() {
+            let scope = Arc::clone(broker.auth.state().scope(Some(endpoint.listener.bind)));
+            scope
+                .psk
+                .clone()
+                .map(|keys| keys as Arc<dyn starling_transport::tls::PskStore>)
+        } else {
+            None
+        };
         // Dropping `open` on shutdown or at the deadline closes the socket;
         // what it had read is lost with the connection, so it need not be
         // cancel-safe.
         tokio::select! {
-            opened = tokio::time::timeout_at(deadline, Box::pin(endpoint.open(stream, peer, max_packet, deadline))) => opened,
+            opened = tokio::time::timeout_at(deadline, Box::pin(endpoint.open(stream, peer, max_packet, deadline, psk))) => opened,
             _ = stop.changed() => return None,
         }
     };

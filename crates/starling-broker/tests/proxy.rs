@@ -258,19 +258,14 @@ async fn proxy_header_then_tls() {
     let mut ipv4 = vec![192, 0, 2, 44, 127, 0, 0, 1];
     ipv4.extend_from_slice(&[0x9C, 0x40, 0x22, 0xB3]);
     tcp.write_all(&v2_header(1, 0x11, &ipv4)).await.unwrap();
-    let roots = starling_transport::pem::root_store(Some(&pki.ca()), None).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
+    let context =
+        starling_transport::tls::ClientTls::new(&starling_transport::tls::ClientSettings {
+            cafile: Some(pki.ca()),
+            ..Default::default()
+        })
+        .unwrap();
+    let stream = context
+        .connect("localhost", tcp)
         .await
         .expect("TLS after the PROXY header");
     let mut raw = Raw::new(stream, ProtocolVersion::V3_1_1);

@@ -9,14 +9,12 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use starling_transport::tls::TlsStream;
 use starling_transport::ws::{self, WsStream, SUBPROTOCOL};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -76,9 +74,9 @@ impl Transport {
 /// The TLS handshake; a broker certificate that does not verify fails it.
 async fn tls(options: &ClientOptions, tcp: TcpStream) -> Result<TlsStream<TcpStream>, Error> {
     let tls = options.tls.clone().unwrap_or_default();
-    let config = tls.client_config()?;
-    let name = tls.server_name_for(&options.url.host)?;
-    TlsConnector::from(Arc::new(config))
+    let context = tls.context()?;
+    let name = tls.server_name_for(&options.url.host);
+    context
         .connect(name, tcp)
         .await
         .map_err(|e| Error::Tls(format!("handshake with {}: {e}", options.url)))

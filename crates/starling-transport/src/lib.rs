@@ -5,15 +5,15 @@
 //!   (`AsyncRead + AsyncWrite`) of binary messages, so the one MQTT codec runs
 //!   over it exactly as over TCP, whichever way packets are split across
 //!   messages or packed into them;
-//! - [`pem`]: certificates, private keys, CA stores and certificate
-//!   revocation lists read from PEM files, for rustls.
+//! - [`tls`]: TLS with OpenSSL for both sides: contexts built from
+//!   Mosquitto's settings, handshakes, and the resulting byte stream.
 //!
-//! No MQTT here: this crate knows bytes, TLS material and WebSocket framing.
-//! The TLS handshakes themselves (tokio-rustls) and the WebSocket handshakes
-//! (tokio-tungstenite) are driven by the broker and the client, which each
-//! have their own rules (client certificates, origins, subprotocols).
+//! No MQTT here: this crate knows bytes, TLS and WebSocket framing. The
+//! WebSocket handshakes (tokio-tungstenite) are driven by the broker and the
+//! client, which each have their own rules (origins, subprotocols); what
+//! a certificate or PSK identity means (a user name) is the broker's.
 
-pub mod pem;
+pub mod tls;
 pub mod ws;
 
 pub use ws::WsStream;

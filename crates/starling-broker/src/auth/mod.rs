@@ -3,6 +3,7 @@
 //!
 //! - [`password`]: the password file and hash verification (pure);
 //! - [`acl`]: the ACL file and its checks (pure);
+//! - [`psk`]: the `psk_file` of TLS-PSK listeners (pure);
 //! - [`limiter`]: slowing down repeated failed logins (pure, time passed in);
 //! - this file: the state the broker checks clients with. [`AuthState`] holds
 //!   one [`Scope`] for the broker and, with `per_listener_settings`, one per
@@ -24,6 +25,7 @@
 pub mod acl;
 pub mod limiter;
 pub mod password;
+pub mod psk;
 
 use std::collections::HashMap;
 use std::fs;
@@ -41,6 +43,7 @@ use crate::config::{Config, ConfigProblem, ConfigReport, Security};
 use acl::{Access, Acl, Client};
 use limiter::Limiter;
 use password::PasswordFile;
+use psk::PskFile;
 
 /// A problem on one line of a password or ACL file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,9 @@ pub struct Scope {
     pub passwords: Option<Arc<PasswordFile>>,
     /// The ACL, if one is configured.
     pub acl: Option<Arc<Acl>>,
+    /// The pre-shared keys of TLS-PSK listeners, if a `psk_file` is
+    /// configured.
+    pub psk: Option<Arc<PskFile>>,
 }
 
 impl Scope {
@@ -185,6 +191,10 @@ impl AuthState {
                     .as_ref()
                     .map(|_| Arc::new(PasswordFile::default())),
                 acl: security.acl_file.as_ref().map(|_| Arc::new(Acl::default())),
+                psk: security
+                    .psk_file
+                    .as_ref()
+                    .map(|_| Arc::new(PskFile::default())),
             })
         };
         let listeners = config
@@ -214,6 +224,7 @@ impl AuthState {
 struct Loader {
     passwords: HashMap<PathBuf, Arc<PasswordFile>>,
     acls: HashMap<PathBuf, Arc<Acl>>,
+    psks: HashMap<PathBuf, Arc<PskFile>>,
     report: ConfigReport,
 }
 
@@ -260,10 +271,29 @@ impl Loader {
             self.acls.insert(path.clone(), Arc::clone(&acl));
             acl
         });
+        let psk = security.psk_file.as_ref().map(|path| {
+            if let Some(file) = self.psks.get(path) {
+                return Arc::clone(file);
+            }
+            let file = match read(path, &mut self.report) {
+                Some(text) => {
+                    let (file, problems) = PskFile::parse(&text);
+                    for problem in problems {
+                        self.report.warnings.push(at(path, problem));
+                    }
+                    file
+                }
+                None => PskFile::default(),
+            };
+            let file = Arc::new(file);
+            self.psks.insert(path.clone(), Arc::clone(&file));
+            file
+        });
         Arc::new(Scope {
             settings: security.clone(),
             passwords,
             acl,
+            psk,
         })
     }
 }
@@ -401,6 +431,7 @@ mod tests {
             },
             passwords: passwords.map(|text| Arc::new(PasswordFile::parse(text).0)),
             acl: acl.map(|text| Arc::new(Acl::parse(text).unwrap().0)),
+            psk: None,
         }
     }
 

@@ -4,10 +4,9 @@
 //! [`ListenerOptions::finish`] checks them together when the listener's block
 //! ends, so that both accept exactly the same settings.
 //!
-//! What rustls cannot honour of Mosquitto's OpenSSL-based options is said
-//! where each is read: TLS 1.0 and 1.1, cipher suites other than the AEAD
-//! ones listed in [`CIPHERS`], OpenSSL cipher expressions, DH parameters,
-//! pre-shared keys and OpenSSL engines.
+//! TLS is OpenSSL's, as in Mosquitto: cipher expressions are checked by
+//! OpenSSL as they are read, so a bad one stops start-up at its line. Only
+//! OpenSSL engines (`tls_engine`, `tls_keyform engine`) are refused.
 
 use std::path::{Path, PathBuf};
 
@@ -30,85 +29,16 @@ pub enum ProxyProtocol {
     V2,
 }
 
-/// The oldest TLS version a listener accepts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TlsVersion {
-    /// TLS 1.2 and 1.3 (Mosquitto 2's default).
-    #[default]
-    Tls12,
-    /// TLS 1.3 only.
-    Tls13,
-}
-
-/// A cipher suite rustls offers, by its OpenSSL name.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Cipher {
-    /// The OpenSSL name, as `ciphers` and `ciphers_tls1.3` take it.
-    pub name: &'static str,
-    /// The IANA code point.
-    pub id: u16,
-    /// A TLS 1.3 suite (`ciphers_tls1.3`) or a TLS 1.2 one (`ciphers`).
-    pub tls13: bool,
-}
-
-/// Every cipher suite of rustls' *ring* provider: AEAD only, ECDHE key
-/// exchange only. OpenSSL names anything else (CBC, RSA key exchange, DHE,
-/// PSK) that rustls does not implement.
-pub const CIPHERS: &[Cipher] = &[
-    Cipher {
-        name: "TLS_AES_256_GCM_SHA384",
-        id: 0x1302,
-        tls13: true,
-    },
-    Cipher {
-        name: "TLS_AES_128_GCM_SHA256",
-        id: 0x1301,
-        tls13: true,
-    },
-    Cipher {
-        name: "TLS_CHACHA20_POLY1305_SHA256",
-        id: 0x1303,
-        tls13: true,
-    },
-    Cipher {
-        name: "ECDHE-ECDSA-AES256-GCM-SHA384",
-        id: 0xC02C,
-        tls13: false,
-    },
-    Cipher {
-        name: "ECDHE-ECDSA-AES128-GCM-SHA256",
-        id: 0xC02B,
-        tls13: false,
-    },
-    Cipher {
-        name: "ECDHE-ECDSA-CHACHA20-POLY1305",
-        id: 0xCCA9,
-        tls13: false,
-    },
-    Cipher {
-        name: "ECDHE-RSA-AES256-GCM-SHA384",
-        id: 0xC030,
-        tls13: false,
-    },
-    Cipher {
-        name: "ECDHE-RSA-AES128-GCM-SHA256",
-        id: 0xC02F,
-        tls13: false,
-    },
-    Cipher {
-        name: "ECDHE-RSA-CHACHA20-POLY1305",
-        id: 0xCCA8,
-        tls13: false,
-    },
-];
+pub use starling_transport::tls::TlsVersion;
 
 /// A listener's TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
-    /// The server's certificate chain (PEM); reloaded on SIGHUP.
-    pub certfile: PathBuf,
-    /// The server's private key (PEM, not encrypted); reloaded on SIGHUP.
-    pub keyfile: PathBuf,
+    /// The server's certificate, optionally followed by its chain (PEM);
+    /// reloaded on SIGHUP. `None` on a PSK-only listener.
+    pub certfile: Option<PathBuf>,
+    /// The server's private key (PEM, encrypted or not); reloaded on SIGHUP.
+    pub keyfile: Option<PathBuf>,
     /// CA certificates trusted for client certificates.
     pub cafile: Option<PathBuf>,
     /// A directory of CA certificates trusted for client certificates.
@@ -117,16 +47,41 @@ pub struct TlsSettings {
     pub crlfile: Option<PathBuf>,
     /// A client without a valid certificate is refused during the handshake.
     pub require_certificate: bool,
-    /// The client certificate's Common Name is the user name.
+    /// The client certificate's Common Name (or the PSK identity) is the
+    /// user name.
     pub use_identity_as_username: bool,
     /// The client certificate's whole subject (RFC 2253) is the user name.
     pub use_subject_as_username: bool,
     /// The oldest TLS version accepted.
     pub min_version: TlsVersion,
-    /// TLS 1.2 cipher suites allowed (`None`: all of [`CIPHERS`]).
-    pub ciphers: Option<Vec<&'static Cipher>>,
-    /// TLS 1.3 cipher suites allowed (`None`: all of [`CIPHERS`]).
-    pub ciphers_tls13: Option<Vec<&'static Cipher>>,
+    /// TLS 1.2 and older cipher suites: an OpenSSL expression (`None`:
+    /// OpenSSL's default).
+    pub ciphers: Option<String>,
+    /// TLS 1.3 suites, colon-separated (`None`: OpenSSL's default).
+    pub ciphers_tls13: Option<String>,
+    /// DH parameters for DHE suites.
+    pub dhparamfile: Option<PathBuf>,
+    /// TLS-PSK is on with this hint (the keys are `psk_file`'s).
+    pub psk_hint: Option<String>,
+}
+
+impl TlsSettings {
+    /// What OpenSSL is told.
+    pub fn server_settings(&self) -> starling_transport::tls::ServerSettings {
+        starling_transport::tls::ServerSettings {
+            certfile: self.certfile.clone(),
+            keyfile: self.keyfile.clone(),
+            cafile: self.cafile.clone(),
+            capath: self.capath.clone(),
+            crlfile: self.crlfile.clone(),
+            require_certificate: self.require_certificate,
+            min_version: self.min_version,
+            ciphers: self.ciphers.clone(),
+            ciphers_tls13: self.ciphers_tls13.clone(),
+            dhparamfile: self.dhparamfile.clone(),
+            psk_hint: self.psk_hint.clone(),
+        }
+    }
 }
 
 /// A WebSockets listener's HTTP side.
@@ -196,8 +151,10 @@ pub(super) struct ListenerOptions {
     use_identity_as_username: Option<bool>,
     use_subject_as_username: Option<bool>,
     min_version: Option<TlsVersion>,
-    ciphers: Option<Vec<&'static Cipher>>,
-    ciphers_tls13: Option<Vec<&'static Cipher>>,
+    ciphers: Option<String>,
+    ciphers_tls13: Option<String>,
+    dhparamfile: Option<PathBuf>,
+    psk_hint: Option<String>,
     /// Set by the syntax's own `max_connections` handling.
     pub(super) max_connections: Option<usize>,
     /// Whether any option was given (the first one's place is the syntax's).
@@ -245,33 +202,33 @@ impl ListenerOptions {
             "require_certificate" => boolean(value, &mut self.require_certificate),
             "use_identity_as_username" => boolean(value, &mut self.use_identity_as_username),
             "use_subject_as_username" => boolean(value, &mut self.use_subject_as_username),
-            "tls_version" => tls_version(value).map(|(version, warning)| {
+            "tls_version" => tls_version(value).map(|version| {
                 self.min_version = Some(version);
-                warning
+                None
             }),
-            "ciphers" => ciphers(value, false).map(|(list, warning)| {
-                self.ciphers = Some(list);
-                warning
+            "ciphers" => starling_transport::tls::check_ciphers(value).map(|()| {
+                self.ciphers = Some(value.to_string());
+                None
             }),
-            "ciphers_tls1.3" => ciphers(value, true).map(|(list, warning)| {
-                self.ciphers_tls13 = Some(list);
-                warning
+            "ciphers_tls1.3" => starling_transport::tls::check_ciphersuites(value).map(|()| {
+                self.ciphers_tls13 = Some(value.to_string());
+                None
             }),
-            "dhparamfile" => Ok(Some(
-                "rustls has no finite-field DHE cipher suites, so no DH parameters; ignored".into(),
-            )),
+            "dhparamfile" => Ok(set_path(&mut self.dhparamfile, path())),
             "tls_keyform" => match value {
                 "pem" => Ok(None),
-                "engine" => Err("OpenSSL engines are not supported (rustls): keys are PEM files".into()),
+                "engine" => Err(ENGINES.into()),
                 other => Err(format!("'{other}' is not pem or engine")),
             },
-            "tls_engine" | "tls_engine_kpass_sha1" => {
-                Err("OpenSSL engines are not supported (rustls): keys are PEM files".into())
+            "tls_engine" | "tls_engine_kpass_sha1" => Err(ENGINES.into()),
+            "psk_hint" => {
+                if value.is_empty() {
+                    Err("missing value".into())
+                } else {
+                    self.psk_hint = Some(value.to_string());
+                    Ok(None)
+                }
             }
-            "psk_hint" => Err(
-                "TLS with pre-shared keys is not supported (rustls has no TLS-PSK cipher suites); use certificates"
-                    .into(),
-            ),
             _ => return None,
         };
         if applied.is_ok() {
@@ -294,9 +251,19 @@ impl ListenerOptions {
             || self.use_subject_as_username == Some(true)
             || self.min_version.is_some()
             || self.ciphers.is_some()
-            || self.ciphers_tls13.is_some();
+            || self.ciphers_tls13.is_some()
+            || self.dhparamfile.is_some();
         let tls = match (self.certfile, self.keyfile) {
-            (Some(certfile), Some(keyfile)) => {
+            (None, None) if self.psk_hint.is_none() => {
+                if tls_wanted {
+                    errors.push(
+                        "TLS options without certfile and keyfile (or psk_hint), which TLS needs"
+                            .into(),
+                    );
+                }
+                None
+            }
+            (certfile @ Some(_), keyfile @ Some(_)) | (certfile @ None, keyfile @ None) => {
                 let require_certificate = self.require_certificate.unwrap_or(false);
                 let has_ca = self.cafile.is_some() || self.capath.is_some();
                 if require_certificate && !has_ca {
@@ -307,7 +274,8 @@ impl ListenerOptions {
                 }
                 let use_identity = self.use_identity_as_username.unwrap_or(false);
                 let use_subject = self.use_subject_as_username.unwrap_or(false);
-                if (use_identity || use_subject) && !has_ca {
+                if (use_identity && !has_ca && self.psk_hint.is_none()) || (use_subject && !has_ca)
+                {
                     errors.push("use_identity_as_username and use_subject_as_username need cafile or capath (and require_certificate true)".into());
                 }
                 Some(TlsSettings {
@@ -322,6 +290,8 @@ impl ListenerOptions {
                     min_version: self.min_version.unwrap_or_default(),
                     ciphers: self.ciphers,
                     ciphers_tls13: self.ciphers_tls13,
+                    dhparamfile: self.dhparamfile,
+                    psk_hint: self.psk_hint,
                 })
             }
             (Some(_), None) => {
@@ -330,12 +300,6 @@ impl ListenerOptions {
             }
             (None, Some(_)) => {
                 errors.push("keyfile without certfile: TLS needs both".into());
-                None
-            }
-            (None, None) => {
-                if tls_wanted {
-                    errors.push("TLS options without certfile and keyfile, which TLS needs".into());
-                }
                 None
             }
         };
@@ -401,65 +365,17 @@ fn proxy_protocol(value: &str) -> Result<ProxyProtocol, String> {
 }
 
 /// Mosquitto 2: the *oldest* version allowed (`tlsv1.3`, `tlsv1.2`,
-/// `tlsv1.1`). rustls has no TLS 1.1 or 1.0: asking for them allows 1.2 and
-/// 1.3, with a warning.
-fn tls_version(value: &str) -> Result<(TlsVersion, Option<String>), String> {
-    match value {
-        "tlsv1.3" => Ok((TlsVersion::Tls13, None)),
-        "tlsv1.2" => Ok((TlsVersion::Tls12, None)),
-        "tlsv1.1" | "tlsv1" => Ok((
-            TlsVersion::Tls12,
-            Some(format!(
-                "rustls has no TLS older than 1.2: {value} allows TLS 1.2 and 1.3 only"
-            )),
-        )),
-        other => Err(format!("'{other}' is not tlsv1.3, tlsv1.2 or tlsv1.1")),
-    }
+/// `tlsv1.1`; also `tlsv1`). Whether the system's OpenSSL still speaks TLS
+/// 1.1 or 1.0 is its own policy (Debian's allows neither at its default
+/// security level).
+fn tls_version(value: &str) -> Result<TlsVersion, String> {
+    TlsVersion::from_mosquitto(value)
+        .ok_or_else(|| format!("'{value}' is not tlsv1.3, tlsv1.2, tlsv1.1 or tlsv1"))
 }
 
-/// An OpenSSL cipher list: names separated by colons (or commas, or spaces).
-/// The names rustls implements are kept; other names and OpenSSL's cipher
-/// expressions (`HIGH`, `!aNULL`, `@STRENGTH`, ...) cannot be honoured and are
-/// ignored with a warning; a list that keeps nothing is an error.
-fn ciphers(value: &str, tls13: bool) -> Result<(Vec<&'static Cipher>, Option<String>), String> {
-    let mut kept = Vec::new();
-    let mut ignored = Vec::new();
-    for name in value.split([':', ',', ' ']).filter(|name| !name.is_empty()) {
-        match CIPHERS
-            .iter()
-            .find(|c| c.tls13 == tls13 && c.name.eq_ignore_ascii_case(name))
-        {
-            Some(cipher) => {
-                if !kept.contains(&cipher) {
-                    kept.push(cipher);
-                }
-            }
-            None => ignored.push(name),
-        }
-    }
-    let available = || {
-        CIPHERS
-            .iter()
-            .filter(|c| c.tls13 == tls13)
-            .map(|c| c.name)
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    if kept.is_empty() {
-        return Err(format!(
-            "none of these cipher suites is available with rustls (available: {})",
-            available()
-        ));
-    }
-    let warning = (!ignored.is_empty()).then(|| {
-        format!(
-            "{} not available with rustls (only {}); ignored",
-            ignored.join(":"),
-            available()
-        )
-    });
-    Ok((kept, warning))
-}
+/// Why `tls_engine` and `tls_keyform engine` are refused.
+const ENGINES: &str =
+    "OpenSSL engines are not supported by Starling: give the key as a PEM file (keyfile)";
 
 #[cfg(test)]
 mod tests {
@@ -490,8 +406,11 @@ mod tests {
         .expect("valid");
         assert!(warnings.is_empty());
         let tls = settings.tls.expect("TLS");
-        assert_eq!(tls.certfile, Path::new("/etc/starling/certs/server.pem"));
-        assert_eq!(tls.keyfile, Path::new("/abs/server.key"));
+        assert_eq!(
+            tls.certfile.as_deref(),
+            Some(Path::new("/etc/starling/certs/server.pem"))
+        );
+        assert_eq!(tls.keyfile.as_deref(), Some(Path::new("/abs/server.key")));
         assert_eq!(
             tls.cafile.as_deref(),
             Some(Path::new("/etc/starling/ca.pem"))
@@ -509,7 +428,7 @@ mod tests {
         );
         assert_eq!(
             errors(&[("cafile", "ca.pem")]),
-            ["TLS options without certfile and keyfile, which TLS needs"]
+            ["TLS options without certfile and keyfile (or psk_hint), which TLS needs"]
         );
         assert_eq!(
             errors(&[
@@ -527,50 +446,48 @@ mod tests {
     }
 
     #[test]
-    fn values_rustls_cannot_honour() {
+    fn openssl_settings_are_checked_as_they_are_read() {
         let mut o = ListenerOptions::default();
         let base = Path::new("/");
-        let warning = o.set("tls_version", "tlsv1.1", base).unwrap().unwrap();
-        assert!(warning.unwrap().contains("TLS 1.2 and 1.3 only"));
-        let warning = o
-            .set(
-                "ciphers",
-                "ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA:HIGH:!aNULL",
-                base,
-            )
+        assert_eq!(o.set("tls_version", "tlsv1.1", base), Some(Ok(None)));
+        assert_eq!(o.min_version, Some(TlsVersion::Tls11));
+        assert!(o.set("tls_version", "sslv3", base).unwrap().is_err());
+        // An OpenSSL expression, kept as written.
+        assert_eq!(o.set("ciphers", "HIGH:!aNULL:!MD5", base), Some(Ok(None)));
+        assert_eq!(o.ciphers.as_deref(), Some("HIGH:!aNULL:!MD5"));
+        let error = o
+            .set("ciphers", "NO-SUCH-CIPHER", base)
             .unwrap()
-            .unwrap();
-        assert!(warning
-            .unwrap()
-            .starts_with("AES128-SHA:HIGH:!aNULL not available"));
+            .unwrap_err();
+        assert!(error.contains("no cipher"), "{error}");
         assert_eq!(
-            o.ciphers
-                .as_deref()
-                .map(|c| c.iter().map(|c| c.id).collect::<Vec<_>>()),
-            Some(vec![0xC02F])
+            o.set("ciphers_tls1.3", "TLS_AES_128_GCM_SHA256", base),
+            Some(Ok(None))
         );
         assert!(o
-            .set("ciphers", "DHE-RSA-AES256-SHA", base)
+            .set("ciphers_tls1.3", "AES128-SHA", base)
             .unwrap()
             .is_err());
-        assert!(o
-            .set("ciphers_tls1.3", "TLS_AES_128_GCM_SHA256", base)
-            .unwrap()
-            .unwrap()
-            .is_none());
-        assert!(o.set("psk_hint", "hint", base).unwrap().is_err());
+        assert_eq!(o.set("dhparamfile", "dh.pem", base), Some(Ok(None)));
+        assert_eq!(o.dhparamfile.as_deref(), Some(Path::new("/dh.pem")));
         assert!(o.set("tls_keyform", "engine", base).unwrap().is_err());
-        assert!(o
-            .set("dhparamfile", "dh.pem", base)
-            .unwrap()
-            .unwrap()
-            .is_some());
+        assert!(o.set("tls_engine", "pkcs11", base).unwrap().is_err());
         assert!(o
             .set("http_dir", "/var/www", base)
             .unwrap()
             .unwrap()
             .is_some());
         assert!(o.set("max_keepalive", "10", base).is_none());
+    }
+
+    #[test]
+    fn a_psk_listener_needs_no_certificate() {
+        let (settings, _) = options(&[("psk_hint", "hint"), ("use_identity_as_username", "true")])
+            .finish()
+            .expect("valid");
+        let tls = settings.tls.expect("TLS");
+        assert_eq!(tls.psk_hint.as_deref(), Some("hint"));
+        assert!(tls.certfile.is_none() && tls.use_identity_as_username);
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct Security {
     pub password_file: Option<PathBuf>,
     /// Access control, in Mosquitto's `acl_file` format.
     pub acl_file: Option<PathBuf>,
+    /// Pre-shared keys of TLS-PSK listeners (`identity:hexkey` lines).
+    pub psk_file: Option<PathBuf>,
 }
 
 impl Default for Security {
@@ -79,6 +81,7 @@ impl Default for Security {
             auto_id_prefix: "auto-".into(),
             password_file: None,
             acl_file: None,
+            psk_file: None,
         }
     }
 }
@@ -163,6 +166,8 @@ pub struct Config {
     /// Access control (Mosquitto's format); `None`: every client may publish
     /// and subscribe to everything but writing `$SYS`.
     pub acl_file: Option<PathBuf>,
+    /// Pre-shared keys of TLS-PSK listeners (`identity:hexkey` lines).
+    pub psk_file: Option<PathBuf>,
     /// Whether the listeners' own security settings ([`Listener::security`])
     /// are used instead of the broker-wide ones.
     pub per_listener_settings: bool,
@@ -257,6 +262,7 @@ impl Default for Config {
             auto_id_prefix: "auto-".into(),
             password_file: None,
             acl_file: None,
+            psk_file: None,
             per_listener_settings: false,
             login_delay: crate::auth::limiter::LoginDelay::default(),
             persistent_client_expiration: None,
@@ -277,6 +283,7 @@ impl Config {
             auto_id_prefix: self.auto_id_prefix.clone(),
             password_file: self.password_file.clone(),
             acl_file: self.acl_file.clone(),
+            psk_file: self.psk_file.clone(),
         }
     }
 

@@ -79,7 +79,6 @@ const LATER: &[&str] = &[
     "plugin",
     "plugin_load",
     "plugin_use",
-    "psk_file",
     "retained_persistence",
     "set_tcp_nodelay",
     "socket_domain",
@@ -499,7 +498,7 @@ impl Parser {
     fn security_setting(&mut self, at: At<'_>, rest: &str, args: &[&str]) {
         let value = match at.directive {
             // Paths take the rest of the line, spaces and all.
-            "password_file" | "acl_file" => rest,
+            "password_file" | "acl_file" | "psk_file" => rest,
             _ => match self.single(at, args) {
                 Some(value) => value,
                 None => return,

@@ -32,6 +32,7 @@ pub(super) enum Setting {
     AutoIdPrefix(String),
     PasswordFile(PathBuf),
     AclFile(PathBuf),
+    PskFile(PathBuf),
 }
 
 /// The directives that are security settings (and `per_listener_settings`).
@@ -41,6 +42,7 @@ pub(super) const DIRECTIVES: &[&str] = &[
     "auto_id_prefix",
     "password_file",
     "acl_file",
+    "psk_file",
     "per_listener_settings",
 ];
 
@@ -76,6 +78,7 @@ impl Setting {
             }
             "password_file" => path().map(Setting::PasswordFile),
             "acl_file" => path().map(Setting::AclFile),
+            "psk_file" => path().map(Setting::PskFile),
             other => Err(format!("'{other}' is not a security setting")),
         }
     }
@@ -90,6 +93,7 @@ impl Setting {
             Setting::AutoIdPrefix(v) => security.auto_id_prefix.clone_from(v),
             Setting::PasswordFile(v) => security.password_file = Some(v.clone()),
             Setting::AclFile(v) => security.acl_file = Some(v.clone()),
+            Setting::PskFile(v) => security.psk_file = Some(v.clone()),
         }
     }
 }
@@ -159,6 +163,7 @@ impl Collector {
         config.auto_id_prefix = global.auto_id_prefix;
         config.password_file = global.password_file;
         config.acl_file = global.acl_file;
+        config.psk_file = global.psk_file;
         if !self.per_listener_settings {
             return;
         }

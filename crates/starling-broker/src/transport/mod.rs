@@ -86,9 +86,10 @@ pub enum OpenError {
     #[error(transparent)]
     Proxy(#[from] ProxyError),
     /// The TLS handshake failed (an untrusted, expired or revoked client
-    /// certificate, no certificate where one is required, not TLS at all...).
+    /// certificate, no certificate where one is required, an unknown PSK
+    /// identity, not TLS at all...).
     #[error("TLS handshake failed: {0}")]
-    Tls(std::io::Error),
+    Tls(starling_transport::tls::HandshakeError),
     /// The WebSocket upgrade was refused or failed.
     #[error(transparent)]
     WebSocket(#[from] WsHandshakeError),
@@ -126,6 +127,13 @@ impl Endpoint {
             listener: Arc::new(Listener::new(bind)),
             tls: None,
         }
+    }
+
+    /// Whether its TLS takes pre-shared keys (`psk_hint`).
+    pub(crate) fn takes_psk(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|tls| tls.settings().psk_hint.is_some())
     }
 
     /// The bound address.
@@ -188,12 +196,14 @@ impl Endpoint {
 
     /// Takes a TCP connection from `peer` through this listener's PROXY
     /// header, TLS and WebSocket stages. The caller bounds it in time.
+    /// `psk` finds the keys of PSK identities, on a `psk_hint` listener.
     pub(crate) async fn open(
         &self,
         mut tcp: TcpStream,
         peer: SocketAddr,
         max_packet: usize,
         connect_deadline: tokio::time::Instant,
+        psk: Option<Arc<dyn starling_transport::tls::PskStore>>,
     ) -> Result<(Opened, ConnectionInfo), OpenError> {
         let settings = &self.listener.settings;
         let mut info = self.info(peer, connect_deadline);
@@ -209,14 +219,10 @@ impl Endpoint {
                 ws::accept(tcp, &settings.websockets, max_packet).await?,
             )),
             (Some(tls), protocol) => {
-                let stream = tls.acceptor().accept(tcp).await.map_err(OpenError::Tls)?;
-                let der = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .map(|cert| cert.as_ref());
-                info.certificate_user = tls::certificate_user(tls.settings(), der);
+                let stream = tls.accept(tcp, psk).await.map_err(OpenError::Tls)?;
+                let der = stream.peer_certificate_der();
+                info.certificate_user =
+                    tls::certificate_user(tls.settings(), der.as_deref(), stream.psk_identity());
                 match protocol {
                     Protocol::Mqtt => Opened::Boxed(Box::new(stream)),
                     Protocol::WebSockets => Opened::Boxed(Box::new(

@@ -8,15 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rustls::pki_types::ServerName;
 use starling_broker::config::{Listener, ListenerSettings, TlsSettings};
 use starling_broker::transport::Endpoint;
 use starling_broker::{Broker, Config};
 use starling_proto::{ConnAck, Connect, Decoder, Packet, ProtocolVersion, Role};
+use starling_transport::tls::{ClientSettings, ClientTls, TlsStream, TlsVersion};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 
 use super::pki::{Issued, Pki};
 use super::{connect, Serving, WAIT};
@@ -77,8 +75,8 @@ impl Served {
 pub fn tls(pki: &Pki) -> TlsSettings {
     let server = pki.server();
     TlsSettings {
-        certfile: server.cert,
-        keyfile: server.key,
+        certfile: Some(server.cert),
+        keyfile: Some(server.key),
         cafile: None,
         capath: None,
         crlfile: None,
@@ -88,6 +86,8 @@ pub fn tls(pki: &Pki) -> TlsSettings {
         min_version: Default::default(),
         ciphers: None,
         ciphers_tls13: None,
+        dhparamfile: None,
+        psk_hint: None,
     }
 }
 
@@ -108,38 +108,26 @@ pub fn with_tls(tls: TlsSettings) -> ListenerSettings {
     }
 }
 
-/// A TLS connection to `addr`, trusting `ca`, presenting `client` if given,
-/// with the rustls defaults (TLS 1.3 and 1.2) or only `version`.
+/// A TLS connection to `addr` (as `localhost`), trusting `ca`, presenting
+/// `client` if given, with OpenSSL's versions (TLS 1.2 and 1.3) or only
+/// `version`.
 pub async fn tls_connect(
     addr: SocketAddr,
     ca: &Path,
     client: Option<&Issued>,
-    version: Option<&'static rustls::SupportedProtocolVersion>,
+    version: Option<TlsVersion>,
 ) -> std::io::Result<TlsStream<TcpStream>> {
-    let roots = starling_transport::pem::root_store(Some(ca), None).unwrap();
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = match version {
-        Some(v) => vec![v],
-        None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+    let settings = ClientSettings {
+        cafile: Some(ca.to_path_buf()),
+        cert: client.map(|issued| issued.cert.clone()),
+        key: client.map(|issued| issued.key.clone()),
+        min_version: version.unwrap_or(TlsVersion::Tls12),
+        max_version: version,
+        ..ClientSettings::default()
     };
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&versions)
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = match client {
-        Some(issued) => builder
-            .with_client_auth_cert(
-                starling_transport::pem::certificates(&issued.cert).unwrap(),
-                starling_transport::pem::private_key(&issued.key).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
+    let context = ClientTls::new(&settings).map_err(std::io::Error::other)?;
     let tcp = TcpStream::connect(addr).await?;
-    TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
+    Ok(context.connect("localhost", tcp).await?)
 }
 
 /// A client that sends and receives whole packets over any byte stream.

@@ -4,8 +4,8 @@
 //! `mosquitto_reason_string()`, `mosquitto_strerror()` and `strerror()`.
 //!
 //! Exit statuses are Mosquitto's: 1 for bad arguments and for failures before
-//! the connection (unreachable broker, unknown host, unusable TLS files, what
-//! rustls cannot do); the CONNACK code when the broker refuses the connection
+//! the connection (unreachable broker, unknown host, unusable TLS files, OpenSSL
+//! engines); the CONNACK code when the broker refuses the connection
 //! (3.x return code or 5.0 reason code); 7 when the connection is lost (a TLS
 //! alert after the handshake too); 8 when the TLS handshake fails; 27 when
 //! `-W` times out.

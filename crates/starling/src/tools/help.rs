@@ -50,8 +50,9 @@ const WILL_AND_TLS: &str =
  --version : print the version and exit.
 
  TLS: on with --cafile or --capath (those CAs), --tls-use-os-certs, an mqtts:// URL
- or port 8883 (the system's CAs), as in Mosquitto. The TLS library is rustls, not
- OpenSSL: --psk, --tls-engine, --keyform engine and --ciphers are refused in one line.
+ or port 8883 (the system's CAs), or --psk, as in Mosquitto; OpenSSL, as in Mosquitto.
+ An encrypted --key asks for its pass phrase on the terminal, or reads it from the file
+ STARLING_TLS_PASSPHRASE_FILE names. --tls-engine and --keyform engine are refused.
  --cafile : path to a file containing trusted CA certificates to enable encrypted
             communication.
  --capath : path to a directory containing trusted CA certificates to enable encrypted
@@ -61,7 +62,7 @@ const WILL_AND_TLS: &str =
  --keyform : keyfile type, can be either \"pem\" or \"engine\".
  --ciphers : openssl compatible list of TLS ciphers to support.
  --tls-version : TLS protocol version, can be one of tlsv1.3 tlsv1.2 or tlsv1.1: the
-                 lowest allowed (rustls speaks TLS 1.2 and 1.3).
+                 lowest allowed.
  --insecure : do not check that the server certificate hostname matches the remote
               hostname.
  --tls-alpn : TLS application layer protocol.

@@ -18,9 +18,8 @@
 //! - [`help`]: the text of `--help`.
 //!
 //! The differences from Mosquitto that are on purpose are said where they are
-//! made. The largest: TLS is rustls, not OpenSSL, so what only OpenSSL does
-//! (TLS-PSK, engines, cipher lists) is refused in one line rather than
-//! connecting some other way.
+//! made. TLS is OpenSSL, as in Mosquitto; only OpenSSL engines are refused,
+//! in one line, rather than connecting some other way.
 
 mod args;
 mod cnum;

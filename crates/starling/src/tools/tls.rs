@@ -1,29 +1,28 @@
 //! The TLS options, used as Mosquitto 2.0.11's clients use them
-//! (`client_tls_opts_set()` and libmosquitto's `net__init_ssl_ctx()`):
+//! (`client_tls_opts_set()` and libmosquitto's `net__init_ssl_ctx()`), on
+//! OpenSSL as there:
 //!
 //! - TLS is on with `--cafile` or `--capath` (those CAs are trusted, and
 //!   `--cert`/`--key` give the client certificate), with `--tls-use-os-certs`,
 //!   an `mqtts://` URL or port 8883 (the system's CAs are trusted; a client
 //!   certificate given then is not sent, as in Mosquitto), and with `--psk`
-//!   (TLS-PSK, refused here);
+//!   (TLS-PSK: `--psk-identity` and the key in hexadecimal);
 //! - `--insecure`, `--tls-version`, `--tls-alpn` and `--ciphers` only shape a
 //!   TLS connection: alone, the connection is plain MQTT, as in Mosquitto;
 //! - `--tls-version` is a minimum in libmosquitto: `tlsv1.3` is TLS 1.3 only,
-//!   `tlsv1.2` and `tlsv1.1` allow 1.2 and 1.3 (rustls has nothing older, so
-//!   `tlsv1.1` cannot reach a broker that stops at TLS 1.1).
+//!   `tlsv1.2` allows 1.2 and 1.3, `tlsv1.1` also 1.1 where the system's
+//!   OpenSSL still speaks it;
+//! - an encrypted `--key` asks for its pass phrase on the terminal, as
+//!   OpenSSL does for libmosquitto, unless `STARLING_TLS_PASSPHRASE_FILE`
+//!   names a file holding it.
 //!
-//! What rustls cannot do is refused in one line before connecting, rather than
-//! connecting some other way: TLS-PSK, OpenSSL engines, OpenSSL cipher lists.
-//! Where Mosquitto trusts both the CAs given and the system's (`--cafile` with
-//! `--tls-use-os-certs` or `mqtts://`), only the CAs given are trusted here.
+//! OpenSSL engines (`--tls-engine`, `--keyform engine`) are refused in one
+//! line before connecting.
 
 use starling_client::{TlsOptions, TlsVersion};
 
 use super::args::Config;
 use super::errors::Fail;
-
-/// The versions `--tls-version` takes (`mosquitto_tls_opts_set()`).
-const TLS_VERSIONS: [&str; 3] = ["tlsv1.3", "tlsv1.2", "tlsv1.1"];
 
 /// Mosquitto's checks of the TLS options, in its order and words, then the
 /// client's TLS options if the connection uses TLS (`None` for plain MQTT).
@@ -40,15 +39,13 @@ pub(crate) fn options(cfg: &Config) -> Result<Option<TlsOptions>, Fail> {
                 ));
             }
         }
-    } else if tls.psk.is_some() {
-        return Err(unsupported("--psk", "has no TLS-PSK"));
     }
     if tls.engine.is_some() {
-        return Err(unsupported("--tls-engine", "has no OpenSSL engines"));
+        return Err(unsupported("--tls-engine"));
     }
     match tls.keyform.as_deref() {
         None | Some("pem") => {}
-        Some("engine") => return Err(unsupported("--keyform engine", "has no OpenSSL engines")),
+        Some("engine") => return Err(unsupported("--keyform engine")),
         Some(_) => {
             return Err(Fail::plain(
                 "Error: Problem setting key form, it must be one of 'pem' or 'engine'.\n",
@@ -56,22 +53,31 @@ pub(crate) fn options(cfg: &Config) -> Result<Option<TlsOptions>, Fail> {
             ))
         }
     }
-    if let Some(version) = &tls.version {
-        if !TLS_VERSIONS.contains(&version.as_str()) {
+    // mosquitto_tls_psk_set(): the key is hexadecimal.
+    let psk = match (&tls.psk, &tls.psk_identity) {
+        (Some(key), Some(identity)) => {
+            let bytes = (!key.is_empty())
+                .then(|| starling_transport::tls::decode_hex(key))
+                .flatten();
+            match bytes {
+                Some(bytes) => Some((identity.clone(), bytes)),
+                None => return Err(Fail::plain("Error: Problem setting TLS-PSK options.\n", 1)),
+            }
+        }
+        _ => None,
+    };
+    let version = match tls.version.as_deref() {
+        None => None,
+        Some(name @ ("tlsv1.3" | "tlsv1.2" | "tlsv1.1")) => TlsVersion::from_mosquitto(name),
+        Some(_) => {
             return Err(Fail::plain(
                 "Error: Problem setting TLS options, check the options are valid.\n",
                 1,
             ));
         }
-    }
-    if !(with_cas || tls.use_os_certs || cfg.url_tls || cfg.port() == 8883) {
+    };
+    if !(with_cas || psk.is_some() || tls.use_os_certs || cfg.url_tls || cfg.port() == 8883) {
         return Ok(None);
-    }
-    if tls.ciphers.is_some() {
-        return Err(unsupported(
-            "--ciphers",
-            "does not take OpenSSL cipher lists",
-        ));
     }
     let mut options = TlsOptions::new().insecure(tls.insecure);
     if let Some(cafile) = &tls.cafile {
@@ -80,22 +86,32 @@ pub(crate) fn options(cfg: &Config) -> Result<Option<TlsOptions>, Fail> {
     if let Some(capath) = &tls.capath {
         options = options.capath(capath);
     }
+    // The system's CAs: asked for, or no other way to check the broker.
+    if tls.use_os_certs || cfg.url_tls || (!with_cas && psk.is_none()) {
+        options = options.use_os_certs(true);
+    }
     if let (true, Some(cert), Some(key)) = (with_cas, &tls.cert, &tls.key) {
         options = options.client_certificate(cert, key);
     }
-    if tls.version.as_deref() == Some("tlsv1.3") {
-        options = options.version(TlsVersion::Tls13);
+    if let Some(version) = version {
+        options = options.version(version);
+    }
+    if let Some(ciphers) = &tls.ciphers {
+        options = options.ciphers(ciphers);
     }
     if let Some(alpn) = &tls.alpn {
         options = options.alpn([alpn.as_str()]);
     }
+    if let Some((identity, key)) = psk {
+        options = options.psk(identity, key);
+    }
     Ok(Some(options))
 }
 
-/// An option rustls, the TLS library of Starling's client, cannot honour.
-fn unsupported(option: &str, lacks: &str) -> Fail {
+/// OpenSSL engines, which Starling's client does not load.
+fn unsupported(option: &str) -> Fail {
     Fail::plain(
-        format!("Error: {option} is not supported: Starling's client (rustls) {lacks}.\n"),
+        format!("Error: {option} is not supported: Starling's client loads no OpenSSL engines.\n"),
         1,
     )
 }
@@ -133,10 +149,16 @@ mod tests {
     }
 
     #[test]
-    fn what_rustls_cannot_do_is_refused_in_one_line() {
+    fn psk_ciphers_and_engines() {
+        assert!(tls(&["--psk", "00ff", "--psk-identity", "me"])
+            .unwrap()
+            .is_some());
+        assert!(tls(&["-p", "8883", "--ciphers", "HIGH"]).unwrap().is_some());
         let refused = |args: &[&str]| tls(args).unwrap_err();
-        assert!(refused(&["--psk", "00", "--psk-identity", "me"]).starts_with("Error: --psk "));
-        assert!(refused(&["-p", "8883", "--ciphers", "HIGH"]).starts_with("Error: --ciphers "));
+        assert_eq!(
+            refused(&["--psk", "0x", "--psk-identity", "me"]),
+            "Error: Problem setting TLS-PSK options.\n"
+        );
         assert!(refused(&["--tls-engine", "e"]).starts_with("Error: --tls-engine "));
         assert_eq!(
             refused(&["--tls-version", "tlsv1"]),

@@ -129,6 +129,7 @@ fn sample_with_every_directive() {
         auto_id_prefix: "dev-".into(),
         password_file: Some("/etc/starling/passwd".into()),
         acl_file: Some("/etc/starling/acl".into()),
+        psk_file: None,
         per_listener_settings: false,
         login_delay: Default::default(),
         persistent_client_expiration: Some(Duration::from_secs(14 * DAY)),
@@ -777,8 +778,14 @@ fn listener_options_apply_to_their_listener_s_sockets() {
         "one listener line, two sockets"
     );
     let tls = tls4.settings.tls.as_ref().expect("TLS");
-    assert_eq!(tls.certfile, scratch.dir().join("certs/server.pem"));
-    assert_eq!(tls.keyfile, Path::new("/etc/ssl/server.key"));
+    assert_eq!(
+        tls.certfile.as_deref(),
+        Some(scratch.dir().join("certs/server.pem").as_path())
+    );
+    assert_eq!(
+        tls.keyfile.as_deref(),
+        Some(Path::new("/etc/ssl/server.key"))
+    );
     assert_eq!(
         tls.crlfile.as_deref(),
         Some(scratch.dir().join("crl.pem").as_path())
@@ -832,11 +839,13 @@ fn listener_option_errors_and_warnings_have_their_lines() {
     let expected: &[(usize, &str)] = &[
         (1, "listener: certfile without keyfile: TLS needs both"),
         (3, "protocol: 'mqtts' is not mqtt or websockets"),
-        (7, "tls_version: 'sslv3' is not tlsv1.3, tlsv1.2 or tlsv1.1"),
-        (8, "psk_hint: TLS with pre-shared keys is not supported"),
+        (
+            7,
+            "tls_version: 'sslv3' is not tlsv1.3, tlsv1.2, tlsv1.1 or tlsv1",
+        ),
         (
             9,
-            "listener: TLS options without certfile and keyfile, which TLS needs",
+            "listener: TLS options without certfile and keyfile (or psk_hint), which TLS needs",
         ),
         (
             11,
@@ -858,5 +867,7 @@ fn listener_option_errors_and_warnings_have_their_lines() {
          listener 9001\nprotocol websockets\nhttp_dir /var/www\n",
     );
     let lines: Vec<usize> = found.iter().map(|(line, _)| *line).collect();
-    assert_eq!(lines, [4, 5, 6, 9], "{found:#?}");
+    // OpenSSL takes the DH parameters, the cipher expression and TLS 1.1
+    // (whether it then speaks TLS 1.1 is its security level's call).
+    assert_eq!(lines, [9], "{found:#?}");
 }
