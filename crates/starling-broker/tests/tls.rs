@@ -361,3 +361,220 @@ async fn an_unusable_certificate_or_key_is_an_error_at_start() {
         "{error}"
     );
 }
+
+/// A TLS-PSK client of `identity` with `key` (no certificate checked, as
+/// `mosquitto_pub --psk` does), sending CONNECT.
+async fn mqtt_over_psk(
+    served: &Served,
+    identity: &str,
+    key: &[u8],
+) -> Result<starling_proto::ConnAck, String> {
+    let settings = starling_transport::tls::ClientSettings {
+        psk: Some(starling_transport::tls::Psk {
+            identity: identity.into(),
+            key: key.to_vec(),
+        }),
+        ..Default::default()
+    };
+    let context = starling_transport::tls::ClientTls::new(&settings).map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(served.addr())
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = context
+        .connect("127.0.0.1", tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut raw = Raw::new(stream, ProtocolVersion::V5);
+    raw.connect("psk-client").await
+}
+
+/// mosquitto.conf(5) `psk_hint`, `psk_file`: a listener with no certificate
+/// takes clients by pre-shared key; the identity is the user name with
+/// `use_identity_as_username`; a wrong key or an unknown identity fails the
+/// handshake; a reload (SIGHUP) reads the file again for new handshakes.
+#[tokio::test]
+async fn pre_shared_keys_from_psk_file_with_the_identity_as_user_name() {
+    let pki = Pki::new("tls-psk");
+    let psk_file = pki.path("psk");
+    std::fs::write(
+        &psk_file,
+        "# devices\nsensor-1:00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    let acl = pki.path("acl");
+    // Only sensor-1 may publish to its topic: the identity is its user name.
+    std::fs::write(&acl, "user sensor-1\ntopic readwrite sensors/1/#\n").unwrap();
+    let config = Config {
+        psk_file: Some(psk_file.clone()),
+        acl_file: Some(acl),
+        allow_anonymous: false,
+        ..Config::default()
+    };
+    let settings = TlsSettings {
+        certfile: None,
+        keyfile: None,
+        psk_hint: Some("starling".into()),
+        use_identity_as_username: true,
+        ..tls(&pki)
+    };
+    let served = Served::one(config.clone(), with_tls(settings)).await;
+    let key = [
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+        0xff,
+    ];
+    let ack = mqtt_over_psk(&served, "sensor-1", &key)
+        .await
+        .expect("the right key");
+    // Anonymous clients are refused: the identity made it a named one.
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    assert!(mqtt_over_psk(&served, "sensor-1", &[1, 2, 3])
+        .await
+        .is_err());
+    assert!(mqtt_over_psk(&served, "sensor-2", &key).await.is_err());
+
+    // A new key for sensor-1 and a new device, read on reload.
+    std::fs::write(&psk_file, "sensor-1:0102\nsensor-2:0a0b0c\n").unwrap();
+    served.broker.reload(&config).expect("reloaded");
+    assert!(mqtt_over_psk(&served, "sensor-1", &key).await.is_err());
+    assert!(mqtt_over_psk(&served, "sensor-1", &[1, 2]).await.is_ok());
+    assert!(mqtt_over_psk(&served, "sensor-2", &[0x0a, 0x0b, 0x0c])
+        .await
+        .is_ok());
+    served.stop().await;
+}
+
+/// As OpenSSL builds the chain for Mosquitto: a `certfile` that holds only the
+/// server's own certificate is sent with the intermediate CA found in
+/// `cafile`, so a client that trusts the root alone verifies it.
+#[tokio::test]
+async fn the_chain_is_completed_from_cafile() {
+    let pki = Pki::new("tls-chain");
+    for key in ["inter.key", "leaf.key"] {
+        pki.openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            key,
+        ]);
+    }
+    let sign = |csr: &str, ca: &str, ca_key: &str, ext: &str, out: &str| {
+        pki.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            "ca.cnf",
+            "-extensions",
+            ext,
+            "-out",
+            out,
+        ]);
+    };
+    let request = |key: &str, subject: &str, out: &str| {
+        pki.openssl(&[
+            "req", "-new", "-config", "ca.cnf", "-key", key, "-subj", subject, "-out", out,
+        ]);
+    };
+    request("inter.key", "/CN=Starling Intermediate", "inter.csr");
+    sign("inter.csr", "ca.pem", "ca.key", "ca_ext", "inter.pem");
+    request("leaf.key", "/CN=localhost", "leaf.csr");
+    sign(
+        "leaf.csr",
+        "inter.pem",
+        "inter.key",
+        "server_ext",
+        "leaf.pem",
+    );
+    let both = [
+        std::fs::read_to_string(pki.ca()).unwrap(),
+        std::fs::read_to_string(pki.path("inter.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(pki.path("chain.pem"), both).unwrap();
+
+    let leaf_only = TlsSettings {
+        certfile: Some(pki.path("leaf.pem")),
+        keyfile: Some(pki.path("leaf.key")),
+        ..tls(&pki)
+    };
+    // Without the intermediate anywhere, the client cannot build the chain.
+    let served = Served::one(Config::default(), with_tls(leaf_only.clone())).await;
+    let error = tls_connect(served.addr(), &pki.ca(), None, None)
+        .await
+        .expect_err("no intermediate");
+    assert!(
+        error
+            .to_string()
+            .contains("unable to get local issuer certificate"),
+        "{error}"
+    );
+    served.stop().await;
+
+    let with_cafile = TlsSettings {
+        cafile: Some(pki.path("chain.pem")),
+        ..leaf_only
+    };
+    let served = Served::one(Config::default(), with_tls(with_cafile)).await;
+    let stream = tls_connect(served.addr(), &pki.ca(), None, None)
+        .await
+        .expect("the intermediate is sent");
+    let mut raw = Raw::new(stream, ProtocolVersion::V3_1_1);
+    assert!(raw.connect("chained").await.is_ok());
+    served.stop().await;
+}
+
+/// `ciphers` is an OpenSSL expression and `tls_version` a minimum: a TLS 1.2
+/// client offering only a suite the listener excludes fails; one it allows
+/// connects, and so does TLS 1.3.
+#[tokio::test]
+async fn ciphers_restrict_what_tls_1_2_clients_can_negotiate() {
+    let pki = Pki::new("tls-ciphers");
+    let settings = TlsSettings {
+        ciphers: Some("ECDHE-ECDSA-AES256-GCM-SHA384:!aNULL".into()),
+        ..tls(&pki)
+    };
+    let served = Served::one(Config::default(), with_tls(settings)).await;
+    let connect = |ciphers: &str, version: TlsVersion| {
+        let settings = starling_transport::tls::ClientSettings {
+            cafile: Some(pki.ca()),
+            ciphers: Some(ciphers.into()),
+            min_version: version,
+            max_version: Some(version),
+            ..Default::default()
+        };
+        let addr = served.addr();
+        async move {
+            let context = starling_transport::tls::ClientTls::new(&settings).unwrap();
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            context.connect("localhost", tcp).await
+        }
+    };
+    let refused = connect("ECDHE-ECDSA-AES128-GCM-SHA256", TlsVersion::Tls12)
+        .await
+        .expect_err("a suite the listener excludes");
+    assert!(refused.reason.contains("handshake failure"), "{refused}");
+    let allowed = connect("ECDHE-ECDSA-AES256-GCM-SHA384", TlsVersion::Tls12)
+        .await
+        .expect("the suite it allows");
+    assert_eq!(allowed.version(), "TLSv1.2");
+    assert_eq!(allowed.cipher(), Some("ECDHE-ECDSA-AES256-GCM-SHA384"));
+    let tls13 = connect("DEFAULT", TlsVersion::Tls13)
+        .await
+        .expect("TLS 1.3");
+    assert_eq!(tls13.version(), "TLSv1.3");
+    // Closed before the broker stops: it waits for clients that have not
+    // sent CONNECT until their connect timeout.
+    drop((allowed, tls13));
+    served.stop().await;
+}

@@ -232,6 +232,12 @@ impl<S> TlsStream<S> {
         self.inner.ssl().selected_alpn_protocol()
     }
 
+    /// Bytes decrypted and not read yet (a reader waiting on the socket
+    /// must take these first).
+    pub fn buffered(&self) -> usize {
+        self.inner.ssl().pending()
+    }
+
     /// The stream under TLS.
     pub fn get_ref(&self) -> &S {
         self.inner.get_ref()
@@ -326,6 +332,18 @@ fn plain_tls(error: io::Error) -> io::Error {
             (None, Some(io)) => io.to_string(),
             (None, None) => "the TLS connection failed".into(),
         });
+    // A reset under TLS is the TLS connection failing too (libmosquitto
+    // reports both as a lost connection): a peer that refused us after the
+    // handshake may reset before its alert is read.
+    let reason = reason.or_else(|| {
+        matches!(
+            error.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+        )
+        .then(|| plain_io(&error))
+    });
     match reason {
         Some(reason) => io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {reason}")),
         None => error,

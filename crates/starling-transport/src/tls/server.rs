@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use openssl::dh::Dh;
 use openssl::error::ErrorStack;
@@ -22,7 +23,7 @@ use openssl::ssl::{
 };
 use openssl::x509::store::X509Lookup;
 use openssl::x509::verify::X509VerifyFlags;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::key::{self, Passphrase};
 use super::{read, reasons, HandshakeError, TlsError, TlsStream, TlsVersion};
@@ -195,9 +196,30 @@ impl ServerTls {
             tokio_openssl::SslStream::new(ssl, stream).map_err(|e| HandshakeError::setup(&e))?;
         match Pin::new(&mut inner).accept().await {
             Ok(()) => Ok(TlsStream { inner }),
-            Err(e) => Err(HandshakeError::new(&e, inner.ssl())),
+            Err(e) => {
+                let error = HandshakeError::new(&e, inner.ssl());
+                linger(inner.get_mut()).await;
+                Err(error)
+            }
         }
     }
+}
+
+/// How long a refused handshake's socket is kept reading, at most.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// After a refused handshake, the alert OpenSSL wrote must reach the client:
+/// closing with the client's later bytes unread (with TLS 1.3 its Finished
+/// and first MQTT packet come before it learns of the refusal) sends a reset
+/// that can discard the alert. So the write side is shut and what arrives is
+/// read and dropped until the client closes or [`LINGER`] ends.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    let drain = async {
+        let _ = stream.shutdown().await;
+        let mut scratch = [0u8; 1024];
+        while matches!(stream.read(&mut scratch).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// The CAs client certificates are checked against, and the CRLs.

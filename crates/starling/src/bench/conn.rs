@@ -19,6 +19,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use super::stats::{vm_rss_kib, Connections, Delivery, Rss, Shared, Summary};
+use super::stream::BenchStream;
 use super::Settings;
 
 /// How long one connection may take to open (TCP, CONNECT, CONNACK).
@@ -36,7 +37,7 @@ const SETUP_READ: usize = 256;
 /// One open MQTT connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: BenchStream,
     pub(crate) decoder: Decoder,
     /// Bytes read and not decoded yet.
     pub(crate) read_buf: BytesMut,
@@ -65,6 +66,14 @@ impl Conn {
         }
         .with_context(|| format!("cannot connect to {}", settings.addr))?;
         stream.set_nodelay(true)?;
+        let stream = match &settings.tls {
+            None => BenchStream::Tcp(stream),
+            Some(tls) => BenchStream::Tls(Box::new(
+                tls.connect(&settings.host, stream)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("TLS handshake with {}: {e}", settings.addr))?,
+            )),
+        };
         let client_id = MqttString::try_from(client_id.as_str())
             .map_err(|e| anyhow::anyhow!("bad client identifier `{client_id}`: {e:?}"))?;
         let mut connect = Connect::new(settings.version, client_id);

@@ -22,6 +22,7 @@ mod publisher;
 mod run;
 mod sink;
 mod stats;
+mod stream;
 mod subscriber;
 
 use std::net::{IpAddr, SocketAddr};
@@ -131,6 +132,13 @@ pub(crate) struct BenchArgs {
     /// Runtime worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// TLS: trust the CAs of this file for the broker's certificate (its name
+    /// checked against -h unless --insecure).
+    #[arg(long, value_name = "FILE")]
+    cafile: Option<std::path::PathBuf>,
+    /// TLS without checking the broker's host name.
+    #[arg(long)]
+    insecure: bool,
     /// Print the final summary as JSON.
     #[arg(long)]
     json: bool,
@@ -190,6 +198,10 @@ pub(crate) struct Settings {
     pub(crate) json: bool,
     pub(crate) quiet: bool,
     pub(crate) discard: bool,
+    /// The broker's host, for TLS's name check and SNI.
+    pub(crate) host: String,
+    /// TLS, when `--cafile` is given: one context for every connection.
+    pub(crate) tls: Option<std::sync::Arc<starling_transport::tls::ClientTls>>,
 }
 
 impl Settings {
@@ -257,6 +269,26 @@ impl Settings {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        anyhow::ensure!(
+            !(args.discard && args.cafile.is_some()),
+            "--discard speaks plain TCP: no --cafile"
+        );
+        anyhow::ensure!(
+            args.cafile.is_some() || !args.insecure,
+            "--insecure is for TLS, which --cafile turns on"
+        );
+        let tls = match &args.cafile {
+            None => None,
+            Some(cafile) => Some(std::sync::Arc::new(
+                starling_transport::tls::ClientTls::new(
+                    &starling_transport::tls::ClientSettings {
+                        cafile: Some(cafile.clone()),
+                        insecure: args.insecure,
+                        ..Default::default()
+                    },
+                )?,
+            )),
+        };
         let addr = if args.discard {
             SocketAddr::from(([127, 0, 0, 1], 0))
         } else {
@@ -288,6 +320,8 @@ impl Settings {
             json: args.json,
             quiet: args.quiet,
             discard: args.discard,
+            host: args.host,
+            tls,
         })
     }
 }
