@@ -240,7 +240,11 @@ pub(crate) async fn connect(
 fn tls_reason(error: &Error) -> Option<String> {
     match error {
         Error::Tls(reason) => Some(reason.clone()),
-        Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => Some(e.to_string()),
+        // The TLS stream's own failures already say "TLS: ".
+        Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            let text = e.to_string();
+            Some(text.strip_prefix("TLS: ").unwrap_or(&text).to_string())
+        }
         _ => None,
     }
 }
