@@ -495,7 +495,7 @@ impl Launch {
     }
 
     /// Runs it, expecting start-up to fail: its output and status.
-    fn fails(self) -> Done {
+    fn fails(self) -> Ended {
         let scratch = Scratch::new("tls-guide-broker");
         let (mut running, _, on_terminal) = self.spawn(&scratch);
         let pid = on_terminal.then(|| terminal_pid(&mut running, PAIRING_NONE));
@@ -506,7 +506,7 @@ impl Launch {
         if let Some(pid) = pid {
             kill(pid);
         }
-        running.wait()
+        running.wait().into()
     }
 }
 
@@ -541,28 +541,38 @@ impl TlsBroker {
         )
     }
 
+    /// Waits until the broker says it opened each listener, which then
+    /// accepts connections (and, for Mosquitto, which opens its sockets
+    /// before loading certificates, until it says it is running); panics with
+    /// its output if it exits first.
     fn wait_listening(&self, pairing: Pairing) {
         let deadline = Instant::now() + WAIT;
-        let mut waiting = self.ports.clone();
-        while !waiting.is_empty() {
-            waiting.retain(|port| TcpStream::connect(("127.0.0.1", *port)).is_err());
-            if waiting.is_empty() {
-                break;
+        loop {
+            let output = self.output();
+            let waiting: Vec<u16> = self
+                .ports
+                .iter()
+                .copied()
+                .filter(|port| {
+                    !output.contains(&format!("Opening ipv4 listen socket on port {port}."))
+                        || TcpStream::connect(("127.0.0.1", *port)).is_err()
+                })
+                .collect();
+            let running = self.kind == Kind::Starling || output.contains(" running\n");
+            if waiting.is_empty() && running {
+                return;
             }
-            if !Path::new("/proc").join(self.pid.to_string()).exists() || self.exited() {
-                panic!(
-                    "{pairing}: the {:?} broker exited before listening on {waiting:?}; it \
-                     printed:\n{}",
-                    self.kind,
-                    self.output()
-                );
-            }
+            assert!(
+                !self.exited(),
+                "{pairing}: the {:?} broker exited before listening on {waiting:?}; it \
+                 printed:\n{output}",
+                self.kind
+            );
             assert!(
                 Instant::now() < deadline,
                 "{pairing}: the {:?} broker is not listening on {waiting:?} after {WAIT:?}; it \
-                 printed:\n{}",
-                self.kind,
-                self.output()
+                 printed:\n{output}",
+                self.kind
             );
             thread::sleep(POLL);
         }
@@ -728,7 +738,7 @@ fn subscribed(pairing: Pairing, args: &[String], filters: &[&str], count: usize)
     let deadline = Instant::now() + WAIT;
     while !running.output.stdout().contains("received SUBACK") {
         if running.has_exited() || Instant::now() > deadline {
-            let done = running.wait();
+            let done = Ended::from(running.wait());
             panic!("{pairing}: sub {all:?} did not subscribe: {done:?}");
         }
         thread::sleep(POLL);
@@ -737,13 +747,14 @@ fn subscribed(pairing: Pairing, args: &[String], filters: &[&str], count: usize)
 }
 
 /// `pub ARGS -t TOPIC -m PAYLOAD -q 1`, run to its end.
-fn publish(pairing: Pairing, args: &[String], topic: &str, payload: &str) -> Done {
+fn publish(pairing: Pairing, args: &[String], topic: &str, payload: &str) -> Ended {
     client(
         pairing,
         "pub",
         &with(args, &["-t", topic, "-m", payload, "-q", "1"]),
     )
     .run()
+    .into()
 }
 
 /// `publish` that must succeed.
@@ -757,7 +768,7 @@ fn published(pairing: Pairing, args: &[String], topic: &str, payload: &str) {
 }
 
 /// The messages a `sub -v -d` printed: its lines other than debug lines.
-fn messages(done: &Done) -> Vec<&str> {
+fn messages(done: &Ended) -> Vec<&str> {
     done.stdout
         .lines()
         .filter(|line| !line.starts_with("Client ") && !line.starts_with("Subscribed "))
@@ -766,7 +777,7 @@ fn messages(done: &Done) -> Vec<&str> {
 
 /// A subscriber that must end with exactly these messages.
 fn received(pairing: Pairing, sub: Running, expected: &[&str]) {
-    let done = sub.wait();
+    let done = Ended::from(sub.wait());
     assert_eq!(
         (done.code, messages(&done)),
         (Some(0), expected.to_vec()),
@@ -783,25 +794,55 @@ fn delivered(pairing: Pairing, sub_args: &[String], pub_args: &[String], topic: 
 }
 
 /// `pub` and `sub` both fail as `failed` says Mosquitto's tools fail.
-fn both_refused(pairing: Pairing, args: &[String], failed: fn(&Done) -> bool, what: &str) {
+fn both_refused(pairing: Pairing, args: &[String], failed: fn(&Ended) -> bool, what: &str) {
     let done = publish(pairing, args, "refused/x", "x");
     assert!(failed(&done), "{pairing}: pub {what}: {done:?}");
-    let done = client(pairing, "sub", &with(args, &["-t", "refused/x", "-C", "1"])).run();
+    let done: Ended = client(pairing, "sub", &with(args, &["-t", "refused/x", "-C", "1"]))
+        .run()
+        .into();
     assert!(failed(&done), "{pairing}: sub {what}: {done:?}");
 }
 
-fn outcome(done: &Done) -> (&str, Option<i32>) {
+/// A finished command: `Done` without its byte copy of stdout, so that
+/// failures read plainly.
+struct Ended {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+}
+
+impl From<Done> for Ended {
+    fn from(done: Done) -> Ended {
+        Ended {
+            stdout: done.stdout,
+            stderr: done.stderr,
+            code: done.code,
+        }
+    }
+}
+
+impl fmt::Debug for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exit status {:?}\n  stdout: {:?}\n  stderr: {:?}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn outcome(done: &Ended) -> (&str, Option<i32>) {
     (done.stderr.as_str(), done.code)
 }
 
 /// One of Mosquitto's outcomes for a handshake that fails.
-fn handshake_failed(done: &Done) -> bool {
+fn handshake_failed(done: &Ended) -> bool {
     let got = outcome(done);
     done.stdout.is_empty() && (got == CONNECT_TLS_ERROR || got == LOOP_TLS_ERROR)
 }
 
 /// One of Mosquitto's outcomes for a client certificate the broker refuses.
-fn certificate_refused(done: &Done) -> bool {
+fn certificate_refused(done: &Ended) -> bool {
     let got = outcome(done);
     done.stdout.is_empty() && (got == LOST || got == PROTOCOL_ERROR)
 }
@@ -812,7 +853,7 @@ fn paho(pairing: Pairing, args: &[String], more: &[&str]) {
     let script = format!("{}/tests/paho/tls_guide.py", env!("CARGO_MANIFEST_DIR"));
     let mut all = vec!["-u".to_owned(), "-B".to_owned(), script];
     all.extend(with(args, more));
-    let done = Run::program("paho tls_guide.py", python(), &all).run();
+    let done = Ended::from(Run::program("paho tls_guide.py", python(), &all).run());
     assert!(
         done.code == Some(0) && done.stdout.starts_with("PASS"),
         "{pairing}: paho {all:?}: {done:?}"
@@ -831,7 +872,7 @@ fn paho_delivered(pairing: Pairing, args: &[String], topic: &str) {
 
 /// `openssl s_client -connect 127.0.0.1:PORT -brief -CAfile CA ARGS`, with
 /// nothing to send: its output (stderr, where -brief writes) and status.
-fn s_client(port: u16, ca: &str, args: &[&str]) -> Done {
+fn s_client(port: u16, ca: &str, args: &[&str]) -> Ended {
     let connect = format!("127.0.0.1:{port}");
     let mut all = vec![
         "s_client".to_owned(),
@@ -842,7 +883,9 @@ fn s_client(port: u16, ca: &str, args: &[&str]) -> Done {
         guide().arg(ca),
     ];
     all.extend(args.iter().map(|s| s.to_string()));
-    Run::program("openssl s_client", tool("openssl"), all).run()
+    Run::program("openssl s_client", tool("openssl"), all)
+        .run()
+        .into()
 }
 
 /// `s_client` negotiates `version` (and `cipher` if given).
@@ -881,7 +924,7 @@ fn plain_broker(pairing: Pairing, extra: &str) -> TlsBroker {
         .start(pairing)
 }
 
-/// 1. `-h localhost --cafile ca.crt`: the CN names the host.
+/// Case 1: `-h localhost --cafile ca.crt`: the CN names the host.
 fn server_authenticated_by_host_name(pairing: Pairing) {
     let broker = plain_broker(pairing, "");
     let args = tls("localhost", broker.port(), "ca.crt");
@@ -892,7 +935,7 @@ fn server_authenticated_by_host_name(pairing: Pairing) {
 }
 matrix!(server_authenticated_by_host_name, paho);
 
-/// 2. `require_certificate`, `use_identity_as_username`, and an ACL giving
+/// Case 2: `require_certificate`, `use_identity_as_username`, and an ACL giving
 /// alice `alice/#` only (bob everything): alice's publish to `other/x` and
 /// bob's to `other/y` do not reach alice; hers to `alice/x` reaches both.
 /// Each publish is acknowledged before the next, so a message that should
@@ -938,7 +981,7 @@ fn mutual_tls_identity_as_username_under_acl(pairing: Pairing) {
 }
 matrix!(mutual_tls_identity_as_username_under_acl, paho);
 
-/// 3. The client trusts another CA only.
+/// Case 3: The client trusts another CA only.
 fn unknown_ca_refused(pairing: Pairing) {
     let broker = plain_broker(pairing, "");
     let args = tls("localhost", broker.port(), "other-ca.crt");
@@ -949,7 +992,7 @@ fn unknown_ca_refused(pairing: Pairing) {
 }
 matrix!(unknown_ca_refused, paho);
 
-/// 4. `require_certificate true` and no `--cert`; alice's is accepted.
+/// Case 4: `require_certificate true` and no `--cert`; alice's is accepted.
 fn missing_client_certificate_refused(pairing: Pairing) {
     let broker = plain_broker(pairing, "require_certificate true\n");
     let args = tls("localhost", broker.port(), "ca.crt");
@@ -963,7 +1006,7 @@ fn missing_client_certificate_refused(pairing: Pairing) {
 }
 matrix!(missing_client_certificate_refused, paho);
 
-/// 5. `-h 127.0.0.1` against a certificate naming `localhost` in its CN
+/// Case 5: `-h 127.0.0.1` against a certificate naming `localhost` in its CN
 /// only: refused, and delivered with `--insecure`.
 fn ip_address_needs_insecure(pairing: Pairing) {
     let broker = plain_broker(pairing, "");
@@ -978,7 +1021,7 @@ fn ip_address_needs_insecure(pairing: Pairing) {
 }
 matrix!(ip_address_needs_insecure, paho);
 
-/// 6. The broker's `keyfile` from `genrsa -des3`. Mosquitto asks with
+/// Case 6: The broker's `keyfile` from `genrsa -des3`. Mosquitto asks with
 /// OpenSSL's prompt on its terminal; Starling asks the same way, or reads
 /// the first line of the file named by `STARLING_TLS_PASSPHRASE_FILE` and
 /// then asks nothing. A wrong pass phrase stops start-up naming the file.
@@ -1046,7 +1089,7 @@ fn encrypted_server_key(pairing: Pairing) {
 }
 matrix!(encrypted_server_key);
 
-/// 6. A client's `--key` from `genrsa -des3`: mosquitto_pub asks with
+/// Case 6: A client's `--key` from `genrsa -des3`: mosquitto_pub asks with
 /// OpenSSL's prompt on its terminal, and a wrong answer ends in "Unable to
 /// connect (A TLS error occurred.)." and status 1; starling pub asks the
 /// same way, or reads `STARLING_TLS_PASSPHRASE_FILE`.
@@ -1086,7 +1129,7 @@ fn encrypted_client_key(pairing: Pairing) {
             Vec::new()
         };
         args.extend(with(&enc, &["-t", topic, "-m", "typed", "-q", "1"]));
-        on_terminal_run(label, answer, program, args).run()
+        Ended::from(on_terminal_run(label, answer, program, args).run())
     };
     let done = on_terminal(ALICE_PASS, "enc/terminal");
     assert!(
@@ -1102,14 +1145,16 @@ fn encrypted_client_key(pairing: Pairing) {
     );
     if ours {
         let args = with(&enc, &["-t", "enc/file", "-m", "from the file", "-q", "1"]);
-        let done = Run::starling("pub", &args)
+        let done: Ended = Run::starling("pub", &args)
             .env("STARLING_TLS_PASSPHRASE_FILE", g.path("alice-pass"))
-            .run();
+            .run()
+            .into();
         assert_eq!(outcome(&done), ("", Some(0)), "{pairing}: {done:?}");
         assert!(!done.stdout.contains(PROMPT), "{pairing}: {done:?}");
-        let done = Run::starling("pub", &args)
+        let done: Ended = Run::starling("pub", &args)
             .env("STARLING_TLS_PASSPHRASE_FILE", g.path("wrong-pass"))
-            .run();
+            .run()
+            .into();
         assert_eq!(outcome(&done), CONNECT_TLS_ERROR, "{pairing}: {done:?}");
         received(
             pairing,
@@ -1122,7 +1167,7 @@ fn encrypted_client_key(pairing: Pairing) {
 }
 matrix!(encrypted_client_key, paho);
 
-/// 7. A listener with no certificate: `psk_hint`, `psk_file`, and the
+/// Case 7: A listener with no certificate: `psk_hint`, `psk_file`, and the
 /// identity as user name (the ACL lets alice use `alice/#`).
 fn psk_right_key_delivers_wrong_key_refused(pairing: Pairing) {
     let g = guide();
@@ -1160,7 +1205,7 @@ fn psk_right_key_delivers_wrong_key_refused(pairing: Pairing) {
 }
 matrix!(psk_right_key_delivers_wrong_key_refused);
 
-/// 8. `ciphers` (TLS 1.2 and below), `ciphers_tls1.3` and `tls_version` (a
+/// Case 8: `ciphers` (TLS 1.2 and below), `ciphers_tls1.3` and `tls_version` (a
 /// minimum) on three listeners, probed with `openssl s_client`; then the
 /// pairing's tools publish through one and receive through another.
 fn ciphers_and_tls_version(pairing: Pairing) {
@@ -1217,7 +1262,7 @@ fn ciphers_and_tls_version(pairing: Pairing) {
 }
 matrix!(ciphers_and_tls_version);
 
-/// 9. `crlfile` revoking mallory: refused; alice and bob accepted.
+/// Case 9: `crlfile` revoking mallory: refused; alice and bob accepted.
 fn revoked_certificate_refused(pairing: Pairing) {
     let g = guide();
     let broker = plain_broker(
@@ -1240,7 +1285,7 @@ fn revoked_certificate_refused(pairing: Pairing) {
 }
 matrix!(revoked_certificate_refused, paho);
 
-/// 10. The broker's `certfile` and `keyfile` overwritten with `new-server`'s
+/// Case 10: The broker's `certfile` and `keyfile` overwritten with `new-server`'s
 /// (another CA), then `kill -HUP`: a new connection gets the new
 /// certificate (s_client's peer, and a client trusting only the new CA
 /// publishes), and a subscriber connected before receives it.
