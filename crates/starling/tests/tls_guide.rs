@@ -26,7 +26,9 @@
 //!    `openssl s_client` can negotiate;
 //! 9. a client certificate revoked in `crlfile` is refused, others accepted;
 //! 10. after SIGHUP with a new certificate and key in the same files, a new
-//!     connection sees the new certificate and an open one keeps working.
+//!     connection sees the new certificate and an open one keeps working;
+//! 11. `capath` and `--capath`, hashed directories (`openssl rehash`), in
+//!     place of `cafile` and `--cafile` (Paho takes a CA file only).
 //!
 //! The macro `matrix!` makes one test per pairing, named
 //! `CASE::BROKER_broker_TOOLS_tools` (or `CASE::BROKER_broker_paho`), so
@@ -137,6 +139,8 @@ impl Guide {
         guide.write("server-pass", &format!("{SERVER_PASS}\n"));
         guide.write("alice-pass", &format!("{ALICE_PASS}\n"));
         guide.write("wrong-pass", "not the pass phrase\n");
+        guide.hashed_directory("capath", "ca.crt");
+        guide.hashed_directory("other-capath", "other-ca.crt");
         readable_by_all(&guide.dir);
         for leaf in LEAVES {
             let text = guide.openssl(&["x509", "-noout", "-text", "-in", &format!("{leaf}.crt")]);
@@ -242,6 +246,14 @@ impl Guide {
         ]);
     }
 
+    /// A `capath` directory: a copy of the certificate `crt` and the hash
+    /// links of `openssl rehash`.
+    fn hashed_directory(&self, name: &str, crt: &str) {
+        fs::create_dir_all(self.path(name)).unwrap();
+        fs::copy(self.path(crt), self.path(&format!("{name}/{crt}"))).unwrap();
+        self.openssl(&["rehash", name]);
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -303,12 +315,15 @@ fn remove_stale(base: &Path) {
     }
 }
 
-/// The directory searchable and its files readable by every user.
+/// The directory (and those in it) searchable and its files readable by
+/// every user.
 fn readable_by_all(dir: &Path) {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.is_file() {
+        if path.is_dir() {
+            readable_by_all(&path);
+        } else if path.is_file() {
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         }
     }
@@ -1354,3 +1369,33 @@ fn sighup_reloads_the_certificate(pairing: Pairing) {
     drop(files);
 }
 matrix!(sighup_reloads_the_certificate, paho);
+
+/// Case 11: `capath` on the broker (verifying client certificates) and
+/// `--capath` in the tools, directories made by `openssl rehash`; a
+/// directory of another CA is refused.
+fn capath_hashed_directories(pairing: Pairing) {
+    let g = guide();
+    let broker = Launch::new(pairing.broker, "allow_anonymous true")
+        .listener(&format!(
+            "capath {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            g.arg("capath"),
+            g.arg("server.crt"),
+            g.arg("server.key")
+        ))
+        .start(pairing);
+    let port = broker.port().to_string();
+    let capath = |dir: &str| {
+        ["-h", "localhost", "-p", &port, "--capath", &g.arg(dir)]
+            .map(String::from)
+            .to_vec()
+    };
+    let alice = cert(&capath("capath"), "alice");
+    delivered(pairing, &alice, &alice, "guide/capath");
+    both_refused(
+        pairing,
+        &cert(&capath("other-capath"), "alice"),
+        handshake_failed,
+        "with another CA's directory",
+    );
+}
+matrix!(capath_hashed_directories);
