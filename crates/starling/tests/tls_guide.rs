@@ -556,10 +556,10 @@ impl TlsBroker {
         )
     }
 
-    /// Waits until the broker says it opened each listener, which then
-    /// accepts connections (and, for Mosquitto, which opens its sockets
-    /// before loading certificates, until it says it is running); panics with
-    /// its output if it exits first.
+    /// Waits until the broker says it opened each listener (in Mosquitto's
+    /// words, which Starling uses) and the listener accepts connections, and
+    /// for Mosquitto, which opens its sockets before loading certificates,
+    /// until it says it is running; panics with its output if it exits first.
     fn wait_listening(&self, pairing: Pairing) {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -569,7 +569,11 @@ impl TlsBroker {
                 .iter()
                 .copied()
                 .filter(|port| {
-                    !output.contains(&format!("Opening ipv4 listen socket on port {port}."))
+                    // "Opening ipv4 listen socket on port N." (Starling adds
+                    // " (TLS)" before the period).
+                    let opened = format!("Opening ipv4 listen socket on port {port}");
+                    !(output.contains(&format!("{opened}."))
+                        || output.contains(&format!("{opened} ")))
                         || TcpStream::connect(("127.0.0.1", *port)).is_err()
                 })
                 .collect();
