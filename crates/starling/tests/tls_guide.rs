@@ -519,7 +519,7 @@ impl Launch {
             thread::sleep(POLL);
         }
         if let Some(pid) = pid {
-            kill(pid);
+            kill_child(pid, running.pid());
         }
         running.wait().into()
     }
@@ -621,18 +621,29 @@ impl TlsBroker {
 impl Drop for TlsBroker {
     fn drop(&mut self) {
         if self.on_terminal {
-            kill(self.pid);
+            kill_child(self.pid, self.running.pid());
         }
     }
 }
 
-/// `kill -KILL PID`, for a broker this test started on a terminal (the
-/// helper's death does not end it: Mosquitto takes SIGHUP as "reload").
-fn kill(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status();
+/// `kill -KILL PID` for a broker this test started on a terminal, if it is
+/// still the child of `helper` (the terminal helper): the helper's death
+/// does not end it, since Mosquitto started as root changes its user (which
+/// clears the helper's kill-on-death setting) and takes the terminal's
+/// SIGHUP as "reload".
+fn kill_child(pid: u32, helper: u32) {
+    let parent = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after_name = stat.rsplit(')').next()?.to_owned();
+            after_name.split_whitespace().nth(1)?.parse::<u32>().ok()
+        });
+    if parent == Some(helper) {
+        let _ = Command::new("sh")
+            .args(["-c", "kill -KILL \"$0\"", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 // ---------------------------------------------------------------------------
