@@ -88,21 +88,38 @@ const POLL: Duration = Duration::from_millis(10);
 /// The guide's files, made once per test process and only read afterwards:
 /// `ca`, `other-ca` (trusted by nobody) and `new-ca` (the SIGHUP case) with
 /// `.crt` and an encrypted `.key`; from `ca`: `server` (CN localhost, plain
-/// key), `server-enc` (CN localhost, `genrsa -des3` key), `alice`,
-/// `alice-enc` (encrypted key), `bob`, `mallory` (revoked in `crl.pem`);
+/// key), `server-enc` (CN localhost, `genrsa -des3` key), `server-legacy`
+/// (the same, legacy PEM), `alice`, `alice-enc` and `alice-legacy`
+/// (encrypted keys), `bob`, `mallory` (revoked in `crl.pem`);
 /// from `new-ca`: `new-server` (O=Renewed, CN localhost). Readable by
 /// everyone: Debian's mosquitto, started as root, runs as user mosquitto.
 struct Guide {
     dir: PathBuf,
 }
 
+/// How `genrsa` makes a key.
+#[derive(Clone, Copy)]
+enum Key {
+    /// `genrsa -out X.key 2048`.
+    Plain,
+    /// `genrsa -des3 -out X.key 2048` with this pass phrase: PKCS#8 (`BEGIN
+    /// ENCRYPTED PRIVATE KEY`) on OpenSSL 3.
+    Encrypted(&'static str),
+    /// The same command as OpenSSL 1.1 ran it (the guide's keys of older
+    /// deployments), `-traditional` on OpenSSL 3: legacy PEM with
+    /// `Proc-Type: 4,ENCRYPTED`.
+    Legacy(&'static str),
+}
+
 /// The leaf certificates, all checked to be version 1 without subjectAltName.
-const LEAVES: [&str; 7] = [
+const LEAVES: [&str; 9] = [
     "server",
     "server-enc",
+    "server-legacy",
     "new-server",
     "alice",
     "alice-enc",
+    "alice-legacy",
     "bob",
     "mallory",
 ];
@@ -123,13 +140,18 @@ impl Guide {
         guide.ca("ca", "/CN=Guide CA");
         guide.ca("other-ca", "/CN=Other CA");
         guide.ca("new-ca", "/CN=Renewed CA");
-        guide.leaf("ca", "server", "/CN=localhost", None);
-        guide.leaf("ca", "server-enc", "/CN=localhost", Some(SERVER_PASS));
-        guide.leaf("new-ca", "new-server", "/O=Renewed/CN=localhost", None);
-        guide.leaf("ca", "alice", "/CN=alice", None);
-        guide.leaf("ca", "alice-enc", "/CN=alice", Some(ALICE_PASS));
-        guide.leaf("ca", "bob", "/CN=bob", None);
-        guide.leaf("ca", "mallory", "/CN=mallory", None);
+        guide.leaf("ca", "server", "/CN=localhost", Key::Plain);
+        let encrypted = Key::Encrypted(SERVER_PASS);
+        guide.leaf("ca", "server-enc", "/CN=localhost", encrypted);
+        let legacy = Key::Legacy(SERVER_PASS);
+        guide.leaf("ca", "server-legacy", "/CN=localhost", legacy);
+        let renewed = "/O=Renewed/CN=localhost";
+        guide.leaf("new-ca", "new-server", renewed, Key::Plain);
+        guide.leaf("ca", "alice", "/CN=alice", Key::Plain);
+        guide.leaf("ca", "alice-enc", "/CN=alice", Key::Encrypted(ALICE_PASS));
+        guide.leaf("ca", "alice-legacy", "/CN=alice", Key::Legacy(ALICE_PASS));
+        guide.leaf("ca", "bob", "/CN=bob", Key::Plain);
+        guide.leaf("ca", "mallory", "/CN=mallory", Key::Plain);
         guide.revoke_mallory();
         guide.write(
             "acl",
@@ -177,20 +199,24 @@ impl Guide {
     /// `openssl genrsa [-des3] -out X.key 2048`, `openssl req -out X.csr -key
     /// X.key -new`, `openssl x509 -req -in X.csr -CA ca.crt -CAkey ca.key
     /// -CAcreateserial -out X.crt -days N`.
-    fn leaf(&self, ca: &str, name: &str, subject: &str, pass: Option<&str>) {
+    fn leaf(&self, ca: &str, name: &str, subject: &str, kind: Key) {
         let key = format!("{name}.key");
         let csr = format!("{name}.csr");
-        match pass {
-            Some(pass) => self.openssl(&[
-                "genrsa",
-                "-des3",
-                "-out",
-                &key,
-                "-passout",
-                &format!("pass:{pass}"),
-                "2048",
-            ]),
-            None => self.openssl(&["genrsa", "-out", &key, "2048"]),
+        let pass = match kind {
+            Key::Plain => {
+                self.openssl(&["genrsa", "-out", &key, "2048"]);
+                None
+            }
+            Key::Encrypted(pass) | Key::Legacy(pass) => {
+                let passout = format!("pass:{pass}");
+                let mut genrsa = vec!["genrsa", "-des3", "-out", &key, "-passout", &passout];
+                if matches!(kind, Key::Legacy(_)) {
+                    genrsa.push("-traditional");
+                }
+                genrsa.push("2048");
+                self.openssl(&genrsa);
+                Some(pass)
+            }
         };
         let passin = pass.map(|pass| format!("pass:{pass}"));
         let mut req = vec!["req", "-out", &csr, "-key", &key, "-new", "-subj", subject];
@@ -337,8 +363,20 @@ fn the_guides_commands_make_version_1_certificates_and_encrypted_keys() {
         ca.contains("Version: 3 (0x2)") && ca.contains("CA:TRUE"),
         "{ca}"
     );
-    let key = fs::read_to_string(guide.path("server-enc.key")).unwrap();
-    assert!(key.contains("ENCRYPTED"), "genrsa -des3: {key}");
+    for name in ["server-enc", "alice-enc"] {
+        let key = fs::read_to_string(guide.path(&format!("{name}.key"))).unwrap();
+        assert!(
+            key.contains("BEGIN ENCRYPTED PRIVATE KEY"),
+            "genrsa -des3: {key}"
+        );
+    }
+    for name in ["server-legacy", "alice-legacy"] {
+        let key = fs::read_to_string(guide.path(&format!("{name}.key"))).unwrap();
+        assert!(
+            key.contains("Proc-Type: 4,ENCRYPTED"),
+            "genrsa -des3 -traditional: {key}"
+        );
+    }
     let key = fs::read_to_string(guide.path("server.key")).unwrap();
     assert!(!key.contains("ENCRYPTED"), "genrsa: {key}");
     let crl = guide.openssl(&["crl", "-noout", "-text", "-in", "crl.pem"]);
@@ -1051,33 +1089,35 @@ fn ip_address_needs_insecure(pairing: Pairing) {
 }
 matrix!(ip_address_needs_insecure, paho);
 
-/// Case 6: The broker's `keyfile` from `genrsa -des3`. Mosquitto asks with
-/// OpenSSL's prompt on its terminal; Starling asks the same way, or reads
-/// the first line of the file named by `STARLING_TLS_PASSPHRASE_FILE` and
-/// then asks nothing. A wrong pass phrase stops start-up naming the file.
+/// Case 6: The broker's `keyfile` from `genrsa -des3` (PKCS#8, and legacy
+/// PEM). Mosquitto asks with OpenSSL's prompt on its terminal; Starling asks
+/// the same way, or reads the first line of the file named by
+/// `STARLING_TLS_PASSPHRASE_FILE` and then asks nothing. A wrong pass phrase
+/// stops start-up naming the file.
 fn encrypted_server_key(pairing: Pairing) {
     let g = guide();
-    let launch = |pass_file: Option<&str>| {
-        let launch = Launch::new(pairing.broker, "allow_anonymous true")
-            .listener(&g.listener("server-enc", ""));
+    let launch = |name: &str, pass_file: Option<&str>| {
+        let launch =
+            Launch::new(pairing.broker, "allow_anonymous true").listener(&g.listener(name, ""));
         match pass_file {
             Some(file) => launch.env("STARLING_TLS_PASSPHRASE_FILE", g.path(file)),
             None => launch,
         }
     };
     // On a terminal, answering the prompt.
-    let broker = launch(None).on_terminal(SERVER_PASS).start(pairing);
-    assert!(
-        broker.output().contains(PROMPT),
-        "{pairing}: the broker should ask for the pass phrase: {}",
-        broker.output()
-    );
-    let args = tls("localhost", broker.port(), "ca.crt");
-    delivered(pairing, &args, &args, "guide/terminal");
-    drop(broker);
+    for name in ["server-enc", "server-legacy"] {
+        let broker = launch(name, None).on_terminal(SERVER_PASS).start(pairing);
+        assert!(
+            broker.output().contains(PROMPT),
+            "{pairing}: the broker should ask for the pass phrase of {name}.key: {}",
+            broker.output()
+        );
+        let args = tls("localhost", broker.port(), "ca.crt");
+        delivered(pairing, &args, &args, &format!("{name}/terminal"));
+    }
     // A wrong answer.
     let key = g.arg("server-enc.key");
-    let done = launch(None).on_terminal("wrong").fails();
+    let done = launch("server-enc", None).on_terminal("wrong").fails();
     let wrong_words = match pairing.broker {
         Kind::Mosquitto => {
             format!("Error: Unable to load server key file \"{key}\". Check keyfile.")
@@ -1098,16 +1138,19 @@ fn encrypted_server_key(pairing: Pairing) {
     }
     // Starling: from the file, asking nothing (on a terminal that answers
     // nothing, where a prompt would show and wait).
-    let broker = launch(Some("server-pass")).on_terminal("").start(pairing);
-    let args = tls("localhost", broker.port(), "ca.crt");
-    delivered(pairing, &args, &args, "guide/file");
-    assert!(
-        !broker.output().contains(PROMPT),
-        "{pairing}: with STARLING_TLS_PASSPHRASE_FILE the broker should not prompt: {}",
-        broker.output()
-    );
-    drop(broker);
-    let done = launch(Some("wrong-pass")).fails();
+    for name in ["server-enc", "server-legacy"] {
+        let broker = launch(name, Some("server-pass"))
+            .on_terminal("")
+            .start(pairing);
+        let args = tls("localhost", broker.port(), "ca.crt");
+        delivered(pairing, &args, &args, &format!("{name}/file"));
+        assert!(
+            !broker.output().contains(PROMPT),
+            "{pairing}: with STARLING_TLS_PASSPHRASE_FILE the broker should not prompt: {}",
+            broker.output()
+        );
+    }
+    let done = launch("server-enc", Some("wrong-pass")).fails();
     let all = format!("{}{}", done.stdout, done.stderr);
     assert!(
         done.code.is_some_and(|code| code != 0)
@@ -1119,7 +1162,8 @@ fn encrypted_server_key(pairing: Pairing) {
 }
 matrix!(encrypted_server_key);
 
-/// Case 6: A client's `--key` from `genrsa -des3`: mosquitto_pub asks with
+/// Case 6: A client's `--key` from `genrsa -des3` (PKCS#8, and legacy
+/// PEM): mosquitto_pub asks with
 /// OpenSSL's prompt on its terminal, and a wrong answer ends in "Unable to
 /// connect (A TLS error occurred.)." and status 1; starling pub asks the
 /// same way, or reads `STARLING_TLS_PASSPHRASE_FILE`.
@@ -1128,12 +1172,11 @@ fn encrypted_client_key(pairing: Pairing) {
     let broker = plain_broker(pairing, "require_certificate true\n");
     let base = tls("localhost", broker.port(), "ca.crt");
     let enc = cert(&base, "alice-enc");
+    let legacy = cert(&base, "alice-legacy");
     if pairing.tools == Tools::Paho {
-        paho_delivered(
-            pairing,
-            &with(&enc, &["--keypass", ALICE_PASS]),
-            "guide/paho",
-        );
+        for (args, topic) in [(&enc, "guide/enc"), (&legacy, "guide/legacy")] {
+            paho_delivered(pairing, &with(args, &["--keypass", ALICE_PASS]), topic);
+        }
         return paho(
             pairing,
             &with(&enc, &["--keypass", "wrong"]),
@@ -1145,9 +1188,9 @@ fn encrypted_client_key(pairing: Pairing) {
         pairing,
         &cert(&base, "alice"),
         &["enc/#"],
-        1 + usize::from(ours),
+        2 + usize::from(ours),
     );
-    let on_terminal = |answer: &str, topic: &str| {
+    let on_terminal = |key: &[String], answer: &str, topic: &str| {
         let (label, program): (&str, OsString) = if ours {
             ("starling pub", STARLING.into())
         } else {
@@ -1158,16 +1201,17 @@ fn encrypted_client_key(pairing: Pairing) {
         } else {
             Vec::new()
         };
-        args.extend(with(&enc, &["-t", topic, "-m", "typed", "-q", "1"]));
+        args.extend(with(key, &["-t", topic, "-m", "typed", "-q", "1"]));
         Ended::from(on_terminal_run(label, answer, program, args).run())
     };
-    let done = on_terminal(ALICE_PASS, "enc/terminal");
-    assert!(
-        done.code == Some(0) && done.stdout.contains(PROMPT),
-        "{pairing}: pub --key (encrypted) on a terminal should ask {PROMPT:?} and publish: \
-         {done:?}"
-    );
-    let done = on_terminal("wrong", "enc/wrong");
+    for (key, topic) in [(&enc, "enc/terminal"), (&legacy, "enc/legacy")] {
+        let done = on_terminal(key, ALICE_PASS, topic);
+        assert!(
+            done.code == Some(0) && done.stdout.contains(PROMPT),
+            "{pairing}: pub {key:?} on a terminal should ask {PROMPT:?} and publish: {done:?}"
+        );
+    }
+    let done = on_terminal(&enc, "wrong", "enc/wrong");
     assert!(
         done.code == Some(1) && done.stdout.contains(CONNECT_TLS_ERROR.0),
         "{pairing}: a wrong pass phrase typed should end in {:?}: {done:?}",
@@ -1189,10 +1233,14 @@ fn encrypted_client_key(pairing: Pairing) {
         received(
             pairing,
             sub,
-            &["enc/terminal typed", "enc/file from the file"],
+            &[
+                "enc/terminal typed",
+                "enc/legacy typed",
+                "enc/file from the file",
+            ],
         );
     } else {
-        received(pairing, sub, &["enc/terminal typed"]);
+        received(pairing, sub, &["enc/terminal typed", "enc/legacy typed"]);
     }
 }
 matrix!(encrypted_client_key, paho);
