@@ -548,26 +548,29 @@ impl Launch {
     }
 
     /// Runs it, expecting start-up to fail: its output and status.
-    fn fails(self) -> Ended {
+    fn fails(self, pairing: Pairing) -> Ended {
+        let kind = self.kind;
         let scratch = Scratch::new("tls-guide-broker");
         let (mut running, _, on_terminal) = self.spawn(&scratch);
-        let pid = on_terminal.then(|| terminal_pid(&mut running, PAIRING_NONE));
+        let pid = on_terminal.then(|| terminal_pid(&mut running, pairing));
         let deadline = Instant::now() + WAIT;
-        while !running.has_exited() && Instant::now() < deadline {
+        while !running.has_exited() {
+            if Instant::now() > deadline {
+                if let Some(pid) = pid {
+                    kill_child(pid, running.pid());
+                }
+                panic!(
+                    "{pairing}: the {kind:?} broker should have stopped at start-up; it \
+                     printed:\n{}{}",
+                    running.output.stdout(),
+                    running.output.stderr()
+                );
+            }
             thread::sleep(POLL);
-        }
-        if let Some(pid) = pid {
-            kill_child(pid, running.pid());
         }
         running.wait().into()
     }
 }
-
-/// For messages about a broker whose tools do not matter.
-const PAIRING_NONE: Pairing = Pairing {
-    broker: Kind::Starling,
-    tools: Tools::Starling,
-};
 
 /// A broker with its listeners' ports; killed on drop (by its process id).
 struct TlsBroker {
@@ -1117,7 +1120,9 @@ fn encrypted_server_key(pairing: Pairing) {
     }
     // A wrong answer.
     let key = g.arg("server-enc.key");
-    let done = launch("server-enc", None).on_terminal("wrong").fails();
+    let done = launch("server-enc", None)
+        .on_terminal("wrong")
+        .fails(pairing);
     let wrong_words = match pairing.broker {
         Kind::Mosquitto => {
             format!("Error: Unable to load server key file \"{key}\". Check keyfile.")
@@ -1150,7 +1155,7 @@ fn encrypted_server_key(pairing: Pairing) {
             broker.output()
         );
     }
-    let done = launch("server-enc", Some("wrong-pass")).fails();
+    let done = launch("server-enc", Some("wrong-pass")).fails(pairing);
     let all = format!("{}{}", done.stdout, done.stderr);
     assert!(
         done.code.is_some_and(|code| code != 0)
