@@ -17,9 +17,11 @@
 //! 4. no client certificate where one is required is refused;
 //! 5. connecting by IP to a certificate naming only `localhost` fails, and
 //!    works with `--insecure`;
-//! 6. encrypted keys: the broker's (pass phrase typed at OpenSSL's prompt on
-//!    a terminal, or for Starling read from `STARLING_TLS_PASSPHRASE_FILE`;
-//!    a wrong one stops start-up), and a client's `--key` (same two ways);
+//! 6. encrypted keys (PKCS#8 as `genrsa -des3` writes them on OpenSSL 3, and
+//!    legacy PEM as it wrote them before): the broker's (pass phrase typed at
+//!    OpenSSL's prompt on a terminal, or for Starling read from
+//!    `STARLING_TLS_PASSPHRASE_FILE`; a wrong one stops start-up), and a
+//!    client's `--key` (same two ways);
 //! 7. PSK (`psk_hint`, `psk_file`, `--psk`): the right key delivers, a wrong
 //!    one is refused (Paho has no PSK);
 //! 8. `ciphers`, `ciphers_tls1.3` and `tls_version` (a minimum) restrict what
@@ -78,6 +80,9 @@ const CERTIFICATE_REFUSED: &[Outcome] = &[
 
 /// OpenSSL's pass phrase prompt, which Mosquitto's broker and tools show.
 const PROMPT: &str = "Enter PEM pass phrase:";
+/// Starling's non-interactive way: the environment variable naming a file
+/// whose first line is the pass phrase.
+const PASSPHRASE_FILE: &str = "STARLING_TLS_PASSPHRASE_FILE";
 /// The guide's pass phrases (`-passout pass:...`).
 const CA_PASS: &str = "guide-ca";
 const SERVER_PASS: &str = "guide-server";
@@ -524,6 +529,7 @@ impl Launch {
         if self.kind == Kind::Starling {
             run = run.env("STARLING_DATA_DIR", fresh_dir(scratch, "data"));
         }
+        run = run.env_remove(PASSPHRASE_FILE);
         for (key, value) in &self.env {
             run = run.env(key, value);
         }
@@ -735,7 +741,9 @@ fn on_terminal_run(
         program.into(),
     ];
     all.extend(args.into_iter().map(Into::into));
-    Run::program(&format!("{label} (on a terminal)"), python(), all)
+    // The terminal is the only source of the pass phrase, whatever the
+    // environment of the test run.
+    Run::program(&format!("{label} (on a terminal)"), python(), all).env_remove(PASSPHRASE_FILE)
 }
 
 /// The process id the terminal helper prints first.
@@ -1110,7 +1118,7 @@ fn encrypted_server_key(pairing: Pairing) {
         let launch =
             Launch::new(pairing.broker, "allow_anonymous true").listener(&g.listener(name, ""));
         match pass_file {
-            Some(file) => launch.env("STARLING_TLS_PASSPHRASE_FILE", g.path(file)),
+            Some(file) => launch.env(PASSPHRASE_FILE, g.path(file)),
             None => launch,
         }
     };
@@ -1202,7 +1210,10 @@ fn encrypted_client_key(pairing: Pairing) {
         &["enc/#"],
         2 + usize::from(ours),
     );
-    let on_terminal = |key: &[String], answer: &str, topic: &str| {
+    // pub on a terminal that answers the prompt with `answer` (never if
+    // empty), with `STARLING_TLS_PASSPHRASE_FILE` naming `pass_file` if given:
+    // what the terminal showed after the helper's PID line, and the status.
+    let on_terminal = |key: &[String], answer: &str, pass_file: Option<&str>, topic: &str| {
         let (label, program): (&str, OsString) = if ours {
             ("starling pub", STARLING.into())
         } else {
@@ -1214,42 +1225,48 @@ fn encrypted_client_key(pairing: Pairing) {
             Vec::new()
         };
         args.extend(with(key, &["-t", topic, "-m", "typed", "-q", "1"]));
-        Ended::from(on_terminal_run(label, answer, program, args).run())
+        let mut run = on_terminal_run(label, answer, program, args);
+        if let Some(file) = pass_file {
+            run = run.env(PASSPHRASE_FILE, g.path(file));
+        }
+        let done = Ended::from(run.run());
+        let shown = done.stdout.split_once('\n').map_or("", |(_, rest)| rest);
+        (shown.to_owned(), done.code)
     };
+    let asked = format!("{PROMPT}\n");
     for (key, topic) in [(&enc, "enc/terminal"), (&legacy, "enc/legacy")] {
-        let done = on_terminal(key, ALICE_PASS, topic);
-        assert!(
-            done.code == Some(0) && done.stdout.contains(PROMPT),
-            "{pairing}: pub {key:?} on a terminal should ask {PROMPT:?} and publish: {done:?}"
+        assert_eq!(
+            on_terminal(key, ALICE_PASS, None, topic),
+            (asked.clone(), Some(0)),
+            "{pairing}: pub {key:?} on a terminal should ask {PROMPT:?} and publish"
         );
     }
-    let done = on_terminal(&enc, "wrong", "enc/wrong");
-    assert!(
-        done.code == Some(1) && done.stdout.contains(CONNECT_TLS_ERROR.0),
-        "{pairing}: a wrong pass phrase typed should end in {:?}: {done:?}",
-        CONNECT_TLS_ERROR.0
+    assert_eq!(
+        on_terminal(&enc, "wrong", None, "enc/wrong"),
+        (format!("{asked}{}", CONNECT_TLS_ERROR.0), Some(1)),
+        "{pairing}: a wrong pass phrase typed"
     );
     if ours {
-        let args = with(&enc, &["-t", "enc/file", "-m", "from the file", "-q", "1"]);
+        // From the file, asking nothing (a prompt would show, and wait).
+        assert_eq!(
+            on_terminal(&enc, "", Some("alice-pass"), "enc/file"),
+            (String::new(), Some(0)),
+            "{pairing}: pub with {PASSPHRASE_FILE}"
+        );
+        let args = with(&enc, &["-t", "enc/file", "-m", "typed", "-q", "1"]);
         let done: Ended = Run::starling("pub", &args)
-            .env("STARLING_TLS_PASSPHRASE_FILE", g.path("alice-pass"))
+            .env(PASSPHRASE_FILE, g.path("wrong-pass"))
             .run()
             .into();
-        assert_eq!(outcome(&done), ("", Some(0)), "{pairing}: {done:?}");
-        assert!(!done.stdout.contains(PROMPT), "{pairing}: {done:?}");
-        let done: Ended = Run::starling("pub", &args)
-            .env("STARLING_TLS_PASSPHRASE_FILE", g.path("wrong-pass"))
-            .run()
-            .into();
-        assert_eq!(outcome(&done), CONNECT_TLS_ERROR, "{pairing}: {done:?}");
+        assert_eq!(
+            (done.stdout.as_str(), outcome(&done)),
+            ("", CONNECT_TLS_ERROR),
+            "{pairing}: pub with a wrong pass phrase in {PASSPHRASE_FILE}: {done:?}"
+        );
         received(
             pairing,
             sub,
-            &[
-                "enc/terminal typed",
-                "enc/legacy typed",
-                "enc/file from the file",
-            ],
+            &["enc/terminal typed", "enc/legacy typed", "enc/file typed"],
         );
     } else {
         received(pairing, sub, &["enc/terminal typed", "enc/legacy typed"]);
