@@ -58,10 +58,8 @@ mod clients;
 #[path = "tls_guide/pki.rs"]
 mod pki;
 
-use broker::*;
-use clients::*;
-use pki::*;
-
+// The modules in tls_guide/ take these imports and constants with `use
+// super::*`.
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
@@ -75,6 +73,10 @@ use std::time::{Duration, Instant};
 
 use common::tools::{Done, Kind, Run, Running, STARLING};
 use common::{free_port, fresh_dir, tool, Scratch, WAIT};
+
+use broker::{on_terminal_run, python, Launch, TlsBroker};
+use clients::*;
+use pki::{guide, readable_by_all};
 
 /// A tool's stderr and exit status.
 type Outcome = (&'static str, Option<i32>);
