@@ -257,6 +257,18 @@ impl Run {
         }
     }
 
+    /// Any program (`openssl`, `python3`, ...) with `args`, named `label` in
+    /// messages.
+    pub(crate) fn program<S: AsRef<OsStr>>(
+        label: &str,
+        program: impl AsRef<OsStr>,
+        args: impl IntoIterator<Item = S>,
+    ) -> Run {
+        let mut command = Command::new(program);
+        command.args(args);
+        Run::new(command, label.to_owned())
+    }
+
     /// Mosquitto's tool with line-buffered stdout (coreutils' stdbuf), so that
     /// its output can be watched while it runs.
     pub(crate) fn mosquitto_line_buffered<S: AsRef<OsStr>>(
@@ -339,6 +351,11 @@ pub(crate) struct Running {
 impl Running {
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether it has exited (its status is then kept for [`Running::wait`]).
+    pub(crate) fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Waits until its output contains `text`.
