@@ -484,3 +484,90 @@ async fn stop_closes_a_connection_blocked_writing_to_its_client() {
     let _stuck = stuck_reader(&broker, "stuck").await;
     broker.stop().await;
 }
+
+/// [MQTT-4.12.0-1]: a CONNECT with an Authentication Method the server does
+/// not support gets CONNACK 0x8C Bad authentication method, and the
+/// connection is closed (Mosquitto without an authentication plugin does
+/// the same).
+#[tokio::test]
+async fn an_unsupported_authentication_method_is_refused() {
+    let broker = TestBroker::start().await;
+    let mut c = connect(ProtocolVersion::V5, "scram-client");
+    c.properties.authentication_method = Some("SCRAM-SHA-1".try_into().unwrap());
+    expect_refused(&broker, c, ReasonCode::BAD_AUTHENTICATION_METHOD, 0).await;
+    broker.stop().await;
+}
+
+/// As Mosquitto: a will whose payload is larger than message_size_limit
+/// refuses the CONNECT: v5 with 0x95 Packet too large, 3.x (which has no
+/// code for it) by closing the connection without a CONNACK.
+#[tokio::test]
+async fn a_will_larger_than_message_size_limit_refuses_the_connect() {
+    let broker = TestBroker::with_config(Config {
+        sys_interval: None,
+        message_size_limit: std::num::NonZeroU32::new(10),
+        ..Config::default()
+    })
+    .await;
+    let with_will = |version, payload: &'static [u8]| {
+        let mut c = connect(version, "big-will");
+        c.will = Some(starling_proto::Will {
+            topic: topic("wills/big"),
+            payload: bytes::Bytes::from_static(payload),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: Default::default(),
+        });
+        c
+    };
+    expect_refused(
+        &broker,
+        with_will(ProtocolVersion::V5, b"eleven byte"),
+        ReasonCode::PACKET_TOO_LARGE,
+        0,
+    )
+    .await;
+    let mut client = broker.client(ProtocolVersion::V3_1_1).await;
+    client
+        .send(Packet::Connect(Box::new(with_will(
+            ProtocolVersion::V3_1_1,
+            b"eleven byte",
+        ))))
+        .await;
+    assert!(client.expect_closed().await.is_empty(), "no CONNACK");
+    // At the limit it is accepted.
+    let (client, _) = accepted(&broker, with_will(ProtocolVersion::V5, b"ten bytes!")).await;
+    disconnect(client).await;
+    broker.stop().await;
+}
+
+/// MQTT 3.1's CONNACK has no Session Present flag (its first byte is
+/// reserved): a 3.1 client resuming its session gets `20 02 00 00`, as
+/// Mosquitto sends, where 3.1.1 gets `20 02 01 00` [MQTT-3.2.2-2].
+#[tokio::test]
+async fn a_resumed_mqtt_3_1_session_gets_a_reserved_zero_first_byte() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = TestBroker::start().await;
+    for (version, expected) in [
+        (ProtocolVersion::V3_1, [0x20, 0x02, 0x00, 0x00]),
+        (ProtocolVersion::V3_1_1, [0x20, 0x02, 0x01, 0x00]),
+    ] {
+        let mut c = connect(version, &format!("resumed-{version}"));
+        c.clean_start = false;
+        let (client, _) = accepted(&broker, c.clone()).await;
+        disconnect(client).await;
+        let mut tcp = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
+        let mut buf = BytesMut::new();
+        Packet::Connect(Box::new(c))
+            .encode(version, &mut buf)
+            .unwrap();
+        tcp.write_all(&buf).await.unwrap();
+        let mut ack = [0u8; 4];
+        tokio::time::timeout(WAIT, tcp.read_exact(&mut ack))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ack, expected, "{version}");
+    }
+    broker.stop().await;
+}

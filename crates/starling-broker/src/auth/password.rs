@@ -452,7 +452,9 @@ impl PasswordFile {
     /// which part was wrong.
     pub fn check(&self, username: &str, password: Option<&[u8]>) -> bool {
         match (self.users.get(username), password) {
-            (Some(hash), Some(password)) => hash.verify(password),
+            // An empty password is refused whatever the file holds, as in
+            // Mosquitto (a hash of the empty string lets nobody in).
+            (Some(hash), Some(password)) if !password.is_empty() => hash.verify(password),
             (_, password) => {
                 let _ = decoy().verify(password.unwrap_or_default());
                 false
@@ -664,6 +666,14 @@ mod tests {
         );
         assert!(!file.check("mallory", Some(b"secret")));
         assert!(!file.check("mallory", None));
+        // Mosquitto refuses an empty password whatever the file holds, even
+        // a hash of the empty string (mosquitto_passwd -b pw user "").
+        let empty = PasswordHash::sha512(b"", b"0123456789abcdef");
+        assert!(empty.verify(b""), "the hash itself matches");
+        let file = PasswordFile {
+            users: [("blank".to_string(), empty)].into_iter().collect(),
+        };
+        assert!(!file.check("blank", Some(b"")));
         assert!(
             !file.check("Alice", Some(b"secret")),
             "user names are exact"

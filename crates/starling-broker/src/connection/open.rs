@@ -205,6 +205,15 @@ impl Connection {
                 return None;
             }
         }
+        // [MQTT-4.12.0-1]: no authentication method is supported (extended
+        // authentication needs a plugin, as in Mosquitto): CONNACK 0x8C.
+        if let Some(method) = &connect.properties.authentication_method {
+            info!("Client {client_id} from {peer} refused: unsupported authentication method '{method}'.");
+            let _ = stream
+                .write_all(&refuse(ReasonCode::BAD_AUTHENTICATION_METHOD))
+                .await;
+            return None;
+        }
         let username = connect.username.as_ref().map(|u| u.as_str().to_owned());
         let login = match info.certificate_user {
             // The certificate authenticated the client; no password is checked.
@@ -260,6 +269,22 @@ impl Connection {
                     .await;
             }
             return None;
+        }
+        // A will larger than message_size_limit is refused with its CONNECT,
+        // as Mosquitto does (v5: 0x95; 3.x has no code: closed).
+        if let (Some(will), Some(max)) = (&connect.will, config.message_size_limit) {
+            if will.payload.len() > max.get() as usize {
+                info!(
+                    "Client {client_id} from {peer} refused: will payload of {} bytes above message_size_limit.",
+                    will.payload.len()
+                );
+                if version.is_v5() {
+                    let _ = stream
+                        .write_all(&refuse(ReasonCode::PACKET_TOO_LARGE))
+                        .await;
+                }
+                return None;
+            }
         }
         let mut server_keep_alive = None;
         let mut keep_alive = connect.keep_alive;
@@ -361,7 +386,8 @@ impl Connection {
         }
         conn.gate = conn.gate.max(attached.replaced);
         conn.send(Packet::ConnAck(ConnAck {
-            session_present: attached.session_present,
+            // MQTT 3.1 has no Session Present flag: its byte is reserved (0).
+            session_present: attached.session_present && version != ProtocolVersion::V3_1,
             reason_code: ReasonCode::SUCCESS,
             properties: properties.into(),
         }));
