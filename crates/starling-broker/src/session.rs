@@ -518,6 +518,11 @@ impl SessionState {
         self.remove_if(id, OutboundState::AwaitingPubAck)
     }
 
+    /// The state of the outbound message `id`, if one is in flight.
+    pub fn inflight_state(&self, id: PacketId) -> Option<OutboundState> {
+        self.inflight.get(&id).map(|entry| entry.state)
+    }
+
     /// PUBREC received: returns whether a PUBREL must follow. A PUBREC with a
     /// failure reason (0x80 and above) ends the flow with no PUBREL
     /// (MQTT 5.0 §4.3.3).

@@ -304,3 +304,52 @@ async fn receive_unacknowledged(client: &mut RawClient, n: usize) -> Vec<starlin
     }
     got
 }
+
+/// An acknowledgement of the wrong type for a message in flight is a
+/// protocol violation that closes the connection: MQTT 3.1.1
+/// [MQTT-4.8.0-1], MQTT 5.0 §4.13 with DISCONNECT 0x82 Protocol Error, as
+/// Mosquitto does. One for an identifier that is not in flight is not (it may
+/// answer what an earlier connection completed): the connection stays.
+#[tokio::test]
+async fn an_acknowledgement_of_the_wrong_type_closes_the_connection() {
+    let broker = TestBroker::start().await;
+    // The QoS delivered and the wrong answer to it (the last: a PUBCOMP
+    // before any PUBREC and PUBREL).
+    let cases: [(QoS, fn(starling_proto::PacketId) -> Packet); 4] = [
+        (QoS::AtLeastOnce, |id| Packet::PubRec(PubRec::new(id))),
+        (QoS::AtLeastOnce, |id| Packet::PubComp(PubComp::new(id))),
+        (QoS::ExactlyOnce, |id| Packet::PubAck(PubAck::new(id))),
+        (QoS::ExactlyOnce, |id| Packet::PubComp(PubComp::new(id))),
+    ];
+    for version in [V3_1_1, V5] {
+        for (n, (qos, wrong)) in cases.iter().enumerate() {
+            let id = format!("wrong-ack-{version}-{n}");
+            let mut sub = accepted(&broker, connect(version, &id)).await.0;
+            let filter = format!("wrong/{version}/{n}");
+            sub.subscribe(1, &filter, *qos).await;
+            // An acknowledgement for nothing in flight is let pass.
+            sub.send(Packet::PubAck(PubAck::new(pid(77)))).await;
+            sync(&mut sub).await;
+            let mut publisher = accepted(&broker, connect(V5, "wrong-pub")).await.0;
+            publisher
+                .send(Packet::Publish(publish(&filter, "m", *qos, 1)))
+                .await;
+            let delivered = sub.expect_publish().await;
+            let packet_id = delivered.delivery.packet_id().expect("QoS 1 or 2");
+            sub.send(wrong(packet_id)).await;
+            let reason = disconnect_reason(&mut sub).await;
+            if version.is_v5() {
+                assert_eq!(
+                    reason,
+                    Some(ReasonCode::PROTOCOL_ERROR),
+                    "{version} case {n}"
+                );
+            } else {
+                assert_eq!(reason, None, "{version} case {n}: closed, no DISCONNECT");
+            }
+            // Its PUBACK or PUBREC may still be unread.
+            send_disconnect(publisher).await;
+        }
+    }
+    broker.stop().await;
+}

@@ -4,6 +4,7 @@
 //! UNSUBSCRIBE, PINGREQ, DISCONNECT.
 
 use super::*;
+use crate::session::OutboundState;
 
 impl Connection {
     /// Applies one packet from the client.
@@ -18,16 +19,17 @@ impl Connection {
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish, now),
             Packet::PubAck(ack) => {
-                self.broker
-                    .state(&self.session)
-                    .handle_puback(ack.packet_id);
+                let mut state = self.broker.state(&self.session);
+                wrong_ack(state.inflight_state(ack.packet_id), "PUBACK")?;
+                state.handle_puback(ack.packet_id);
                 Ok(())
             }
             Packet::PubRec(rec) => {
-                let release = self
-                    .broker
-                    .state(&self.session)
-                    .handle_pubrec(rec.packet_id, rec.reason_code.is_error());
+                let release = {
+                    let mut state = self.broker.state(&self.session);
+                    wrong_ack(state.inflight_state(rec.packet_id), "PUBREC")?;
+                    state.handle_pubrec(rec.packet_id, rec.reason_code.is_error())
+                };
                 if release {
                     self.send(Packet::PubRel(PubRel::new(rec.packet_id)));
                 } else if !rec.reason_code.is_error() {
@@ -57,9 +59,9 @@ impl Connection {
                 Ok(())
             }
             Packet::PubComp(comp) => {
-                self.broker
-                    .state(&self.session)
-                    .handle_pubcomp(comp.packet_id);
+                let mut state = self.broker.state(&self.session);
+                wrong_ack(state.inflight_state(comp.packet_id), "PUBCOMP")?;
+                state.handle_pubcomp(comp.packet_id);
                 Ok(())
             }
             Packet::Subscribe(subscribe) => {
@@ -414,4 +416,32 @@ impl Connection {
             properties: Default::default(),
         }));
     }
+}
+
+/// An acknowledgement of the wrong type for a message in flight (a PUBREC or
+/// PUBCOMP for a QoS 1 message, a PUBACK for a QoS 2 one, a PUBCOMP before
+/// its PUBREL) is a protocol violation that closes the connection: MQTT 3.1.1
+/// [MQTT-4.8.0-1], MQTT 5.0 §4.13 (DISCONNECT 0x82), as Mosquitto does. One
+/// for an identifier not in flight is not: it may answer a message that an
+/// earlier connection of the session completed.
+fn wrong_ack(state: Option<OutboundState>, ack: &str) -> Result<(), End> {
+    use OutboundState::*;
+    let wrong = match (ack, state) {
+        (_, None) => false,
+        ("PUBACK", Some(s)) => s != AwaitingPubAck,
+        ("PUBREC", Some(s)) => s == AwaitingPubAck,
+        (_, Some(s)) => s != AwaitingPubComp,
+    };
+    if wrong {
+        let what = match state {
+            Some(AwaitingPubAck) => "a QoS 1 message",
+            Some(AwaitingPubRec) => "a QoS 2 message awaiting PUBREC",
+            _ => "a QoS 2 message awaiting PUBCOMP",
+        };
+        return Err(End::Server(
+            ReasonCode::PROTOCOL_ERROR,
+            format!("{ack} for {what}"),
+        ));
+    }
+    Ok(())
 }
