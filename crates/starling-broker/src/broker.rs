@@ -881,7 +881,8 @@ impl Broker {
             let member = router.shared_member(&filter, |key| key.0.state.lock().is_online());
             match member {
                 Some((key, subscription)) => {
-                    delivery.qos = delivery.message.qos.min(subscription.options.qos);
+                    delivery.qos =
+                        self.outgoing_qos(delivery.message.qos, subscription.options.qos);
                     delivery.subscription_ids = subscription.id.into_iter().collect();
                     self.deliver(&key.0, delivery);
                 }
@@ -916,6 +917,18 @@ impl Broker {
             }
         }
         unroute(&mut self.router.write(), filter, session)
+    }
+
+    /// The QoS a message published at `published` goes out at to a
+    /// subscription granted `granted`: the lower [MQTT-3.8.4-8], or the
+    /// granted one with `upgrade_outgoing_qos` (live and retained messages
+    /// alike, as in Mosquitto).
+    pub fn outgoing_qos(&self, published: QoS, granted: QoS) -> QoS {
+        if self.config.upgrade_outgoing_qos {
+            granted
+        } else {
+            published.min(granted)
+        }
     }
 
     /// The retained messages `filter` matches.
@@ -959,11 +972,7 @@ impl Broker {
                 if options.no_local && m.shared.is_none() && message.origin == Some(m.key.0.id) {
                     return;
                 }
-                let qos = if self.config.upgrade_outgoing_qos {
-                    options.qos
-                } else {
-                    message.qos.min(options.qos)
-                };
+                let qos = self.outgoing_qos(message.qos, options.qos);
                 // [MQTT-3.3.1-12, MQTT-3.3.1-13]: Retain As Published.
                 let retain = message.retain && options.retain_as_published;
                 let delivery = Delivery {

@@ -394,6 +394,19 @@ async fn upgrade_outgoing_qos_delivers_at_the_subscription_qos() {
             } else {
                 assert_eq!((q2.qos(), q1.qos()), (QoS::AtMostOnce, QoS::AtMostOnce));
             }
+            // Retained messages too, as Mosquitto sends them: a QoS 0
+            // retained message goes out at the QoS of the new subscription.
+            publish_flow(&mut publisher, retained("up/r", "r0", QoS::AtMostOnce, 0)).await;
+            let mut late = connected(&broker, version, "up-late").await;
+            subscribe_one(&mut late, "up/r", opts(QoS::AtLeastOnce)).await;
+            let r = receive(&mut late).await;
+            let want = if upgrade {
+                QoS::AtLeastOnce
+            } else {
+                QoS::AtMostOnce
+            };
+            assert_eq!(r.qos(), want, "{version} upgrade {upgrade}: retained");
+            send_disconnect(late).await;
             for client in [two, one, publisher] {
                 send_disconnect(client).await;
             }

@@ -371,7 +371,7 @@ impl Connection {
             if send_retained {
                 for message in self.broker.retained_for(&filter, now) {
                     // [MQTT-3.3.1-9]: sent because of a new subscription, RETAIN is 1.
-                    let qos = message.qos.min(granted);
+                    let qos = self.broker.outgoing_qos(message.qos, granted);
                     retained.push(Delivery {
                         message,
                         qos,
