@@ -94,10 +94,22 @@ struct Lifecycle {
     ended: bool,
 }
 
+/// The bit of [`SessionHandle::kicked`] that says the takeover starts a new
+/// session: one field rather than two, in every session.
+const KICKED_BY_CLEAN_START: u64 = 1 << 63;
+
 impl SessionHandle {
     /// Whether the connection of `generation` has been taken over.
     pub fn kicked(&self, generation: u64) -> bool {
-        self.kicked.load(Ordering::Acquire) == generation
+        self.kicked.load(Ordering::Acquire) & !KICKED_BY_CLEAN_START == generation
+    }
+
+    /// Whether the connection of `generation` was taken over by one that
+    /// continues its session (no clean start): its will is then not
+    /// published, as in Mosquitto [MQTT-3.1.3-9].
+    pub fn taken_over_by_resume(&self, generation: u64) -> bool {
+        let kicked = self.kicked.load(Ordering::Acquire);
+        kicked == generation && kicked & KICKED_BY_CLEAN_START == 0
     }
 }
 
@@ -642,7 +654,13 @@ impl Broker {
             let _attaching = takeover.lock.lock().await;
             let owner = session.owner.lock().take();
             if let Some(generation) = owner {
-                session.kicked.store(generation, Ordering::Release);
+                // Generations stay far below the flag bit.
+                let flag = if clean_start {
+                    KICKED_BY_CLEAN_START
+                } else {
+                    0
+                };
+                session.kicked.store(generation | flag, Ordering::Release);
                 // A permit, if the connection is not waiting: it reads the flag
                 // at its next wait.
                 session.wake.notify_one();

@@ -332,3 +332,42 @@ async fn delayed_will_is_published_when_a_clean_start_ends_the_session() {
     expect_will(&mut wills, "taken: session discarded").await;
     broker.stop().await;
 }
+
+/// A takeover that continues the session is the "new Network Connection" of
+/// [MQTT-3.1.3-9] / [MQTT-3.1.2-8]: the old connection's will is not
+/// published (Will Delay 0 or not), as Mosquitto does; a takeover that ends
+/// the session (old v5 session expiring at once, old 3.1.1 clean session)
+/// publishes it.
+#[tokio::test]
+async fn a_takeover_that_resumes_the_session_publishes_no_will() {
+    let broker = TestBroker::start().await;
+    let mut wills = watcher(&broker, "watcher", "wills/#").await;
+    let resume = |version, id: &str| {
+        let mut c = connect(version, id);
+        c.clean_start = false;
+        if version == V5 {
+            c.properties.session_expiry_interval = Some(3600);
+        }
+        c
+    };
+    // Kept sessions, taken over by a resume: no will.
+    for (version, id) in [(V5, "kept-v5"), (V3_1_1, "kept-311")] {
+        let mut old = resume(version, id);
+        old.will = with_will(version, id, "kept: no will").will;
+        let (mut old, _) = accepted(&broker, old).await;
+        let (new, ack) = accepted(&broker, resume(version, id)).await;
+        assert!(ack.session_present, "{version}");
+        if version == V5 {
+            expect_disconnect(&mut old, ReasonCode::SESSION_TAKEN_OVER).await;
+        }
+        expect_no_will(&broker, &mut wills).await;
+        disconnect(new).await;
+    }
+    // A session that ends with its connection (v5 expiry 0): its will goes.
+    let (mut old, _) = accepted(&broker, with_will(V5, "ending", "ending: will")).await;
+    let (new, _) = accepted(&broker, resume(V5, "ending")).await;
+    expect_disconnect(&mut old, ReasonCode::SESSION_TAKEN_OVER).await;
+    expect_will(&mut wills, "ending: will").await;
+    disconnect(new).await;
+    broker.stop().await;
+}

@@ -582,7 +582,14 @@ impl Connection {
     /// Ends the connection: a final DISCONNECT for v5 clients when the server
     /// ends it, the will, the session's fate.
     async fn finish<S: AsyncWrite + Unpin>(mut self, end: End, stream: &mut S) {
-        let publish_will = !matches!(end, End::Normal);
+        // A takeover that continues a session that outlives this connection
+        // is the new network connection [MQTT-3.1.3-9] speaks of: no will, as
+        // in Mosquitto (which publishes it only when the takeover ends the
+        // session).
+        let resumed_elsewhere = matches!(end, End::Server(reason, _) if reason == ReasonCode::SESSION_TAKEN_OVER)
+            && self.session.taken_over_by_resume(self.generation)
+            && self.expiry() != Expiry::Now;
+        let publish_will = !matches!(end, End::Normal) && !resumed_elsewhere;
         match &end {
             End::Normal => info!("Client {} disconnected.", self.session.client_id),
             End::DisconnectWithWill => {
