@@ -99,6 +99,16 @@ fn publish_all(broker: &Broker, loads: &[Load; 6]) {
             total.saturating_sub(connected).to_string(),
         ),
         ("clients/total".into(), total.to_string()),
+        // Starling's own: logins refused, and those the failed-login delay
+        // held back (`login_delay`).
+        (
+            "clients/logins/failed".into(),
+            Stats::get(&broker.auth.logins_failed).to_string(),
+        ),
+        (
+            "clients/logins/delayed".into(),
+            Stats::get(&broker.auth.logins_delayed).to_string(),
+        ),
         (
             "clients/maximum".into(),
             Stats::get(&s.clients_maximum).to_string(),

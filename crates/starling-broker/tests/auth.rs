@@ -22,6 +22,7 @@ use common::*;
 use starling_broker::auth::limiter::LoginDelay;
 use starling_broker::auth::password::PasswordHash;
 use starling_broker::config::{Listener, Security};
+use starling_broker::stats::Stats;
 use starling_broker::{Broker, Config};
 use starling_proto::{ConnAck, Connect, MqttString, ProtocolVersion, QoS, ReasonCode, Will};
 use tokio::net::TcpListener;
@@ -286,6 +287,25 @@ async fn repeated_failures_from_one_address_are_slowed_down_without_blocking_oth
         third >= Duration::from_millis(600),
         "third waits 600 ms: {third:?}"
     );
+
+    // Another user at the same address (another device behind the same
+    // carrier NAT) is not slowed by alice's failures: records are kept per
+    // address and user name.
+    let start = tokio::time::Instant::now();
+    let mut client = RawClient::connect(broker.addr, V5).await;
+    let ack = client
+        .handshake(login(V5, "neighbour", Some("bob"), Some("wrong")))
+        .await;
+    assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED);
+    assert!(
+        start.elapsed() < Duration::from_millis(250),
+        "bob waited for alice's failures: {:?}",
+        start.elapsed()
+    );
+    // Counted for $SYS/broker/clients/logins/{failed,delayed}.
+    let auth = &broker.broker.auth;
+    assert_eq!(Stats::get(&auth.logins_failed), 4);
+    assert_eq!(Stats::get(&auth.logins_delayed), 2);
 
     // While a fourth guess is held, another client is served at once.
     let held = tokio::spawn(timed(&broker, "wrong"));

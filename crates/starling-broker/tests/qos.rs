@@ -315,7 +315,8 @@ async fn an_acknowledgement_of_the_wrong_type_closes_the_connection() {
     let broker = TestBroker::start().await;
     // The QoS delivered and the wrong answer to it (the last: a PUBCOMP
     // before any PUBREC and PUBREL).
-    let cases: [(QoS, fn(starling_proto::PacketId) -> Packet); 4] = [
+    type WrongAck = fn(starling_proto::PacketId) -> Packet;
+    let cases: [(QoS, WrongAck); 4] = [
         (QoS::AtLeastOnce, |id| Packet::PubRec(PubRec::new(id))),
         (QoS::AtLeastOnce, |id| Packet::PubComp(PubComp::new(id))),
         (QoS::ExactlyOnce, |id| Packet::PubAck(PubAck::new(id))),

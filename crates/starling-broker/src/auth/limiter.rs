@@ -1,8 +1,15 @@
-//! Slowing down password guessing: failed logins from one address make the
-//! next CONNACKs to that address wait. Pure: the time is passed in.
+//! Slowing down password guessing: failed logins of one user name from one
+//! address make the next CONNACKs to that user at that address wait. Pure:
+//! the time is passed in.
 //!
-//! The policy (Mosquitto has none):
-//! - the first failure from an address is answered at once (a typo);
+//! Records are kept per address *and* user name, so that a misconfigured
+//! device behind a carrier NAT slows only its own logins, not those of the
+//! thousands of other devices sharing its address; a guesser trying one
+//! user's passwords is slowed all the same.
+//!
+//! The policy (Mosquitto has none; `login_delay` and `login_delay_max` set it,
+//! `login_delay 0` turns it off):
+//! - the first failure is answered at once (a typo);
 //! - the n-th failure in a row waits `first × 2^(n−2)`: 1 s, 2 s, 4 s, 8 s,
 //!   then `max` (16 s) for every later one;
 //! - a success from an address with failures behind it waits as long as the
@@ -19,13 +26,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Most addresses remembered at once.
+/// Most records (address and user name) remembered at once.
 pub const MAX_ADDRESSES: usize = 65_536;
 
 /// The delays of the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginDelay {
-    /// The wait after the second failure in a row; it doubles with each next one.
+    /// The wait after the second failure in a row; it doubles with each next
+    /// one. Zero: no wait ever (the limiter is off).
     pub first: Duration,
     /// The longest wait.
     pub max: Duration,
@@ -46,6 +54,9 @@ impl Default for LoginDelay {
 impl LoginDelay {
     /// The wait for the `failures`-th failure in a row.
     fn after(&self, failures: u32) -> Duration {
+        if self.first.is_zero() {
+            return Duration::ZERO;
+        }
         match failures {
             0 | 1 => Duration::ZERO,
             n => {
@@ -64,11 +75,27 @@ struct Record {
     last: Instant,
 }
 
-/// Failure records per address.
+/// Who a record is about: an address block and the user name given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    block: IpAddr,
+    user: Option<String>,
+}
+
+impl Key {
+    fn new(ip: IpAddr, user: Option<&str>) -> Key {
+        Key {
+            block: block(ip),
+            user: user.map(str::to_owned),
+        }
+    }
+}
+
+/// Failure records per address and user name.
 #[derive(Debug)]
 pub struct Limiter {
     delay: LoginDelay,
-    records: HashMap<IpAddr, Record>,
+    records: HashMap<Key, Record>,
 }
 
 impl Limiter {
@@ -80,10 +107,14 @@ impl Limiter {
         }
     }
 
-    /// A failed login from `ip` at `now`: how long to hold its CONNACK.
-    pub fn fail(&mut self, ip: IpAddr, now: Instant) -> Duration {
-        let key = key(ip);
-        let failures = match self.live(key, now) {
+    /// A failed login of `user` from `ip` at `now`: how long to hold its
+    /// CONNACK.
+    pub fn fail(&mut self, ip: IpAddr, user: Option<&str>, now: Instant) -> Duration {
+        if self.delay.first.is_zero() {
+            return Duration::ZERO;
+        }
+        let key = Key::new(ip, user);
+        let failures = match self.live(&key, now) {
             Some(record) => record.failures.saturating_add(1),
             None => 1,
         };
@@ -100,12 +131,15 @@ impl Limiter {
         self.delay.after(failures)
     }
 
-    /// A successful login from `ip` at `now`: how long to hold its CONNACK.
-    /// The record is cleared.
-    pub fn succeed(&mut self, ip: IpAddr, now: Instant) -> Duration {
-        let key = key(ip);
+    /// A successful login of `user` from `ip` at `now`: how long to hold its
+    /// CONNACK. The record is cleared.
+    pub fn succeed(&mut self, ip: IpAddr, user: Option<&str>, now: Instant) -> Duration {
+        if self.records.is_empty() {
+            return Duration::ZERO;
+        }
+        let key = Key::new(ip, user);
         let wait = self
-            .live(key, now)
+            .live(&key, now)
             .map_or(Duration::ZERO, |r| self.delay.after(r.failures));
         self.records.remove(&key);
         wait
@@ -121,9 +155,9 @@ impl Limiter {
         self.records.is_empty()
     }
 
-    fn live(&self, key: IpAddr, now: Instant) -> Option<Record> {
+    fn live(&self, key: &Key, now: Instant) -> Option<Record> {
         self.records
-            .get(&key)
+            .get(key)
             .copied()
             .filter(|r| now.saturating_duration_since(r.last) < self.delay.forget)
     }
@@ -138,7 +172,7 @@ impl Limiter {
                 .records
                 .iter()
                 .min_by_key(|(_, r)| r.last)
-                .map(|(ip, _)| *ip)
+                .map(|(key, _)| key.clone())
             {
                 self.records.remove(&oldest);
             }
@@ -148,7 +182,7 @@ impl Limiter {
 
 /// The address a record is kept under: an IPv4 address (or an IPv4-mapped IPv6
 /// one) as is, an IPv6 address by its /64.
-fn key(ip: IpAddr) -> IpAddr {
+fn block(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -176,7 +210,11 @@ mod tests {
         let mut limiter = Limiter::new(LoginDelay::default());
         let start = Instant::now();
         let waits: Vec<u64> = (0..8)
-            .map(|i| limiter.fail(ip("192.0.2.1"), start + SECOND * i).as_secs())
+            .map(|i| {
+                limiter
+                    .fail(ip("192.0.2.1"), None, start + SECOND * i)
+                    .as_secs()
+            })
             .collect();
         assert_eq!(waits, [0, 1, 2, 4, 8, 16, 16, 16]);
     }
@@ -185,9 +223,9 @@ mod tests {
     fn addresses_are_counted_apart() {
         let mut limiter = Limiter::new(LoginDelay::default());
         let now = Instant::now();
-        limiter.fail(ip("192.0.2.1"), now);
-        assert_eq!(limiter.fail(ip("192.0.2.1"), now), SECOND);
-        assert_eq!(limiter.fail(ip("192.0.2.2"), now), Duration::ZERO);
+        limiter.fail(ip("192.0.2.1"), None, now);
+        assert_eq!(limiter.fail(ip("192.0.2.1"), None, now), SECOND);
+        assert_eq!(limiter.fail(ip("192.0.2.2"), None, now), Duration::ZERO);
         assert_eq!(limiter.len(), 2);
     }
 
@@ -195,24 +233,27 @@ mod tests {
     fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
         let mut limiter = Limiter::new(LoginDelay::default());
         let now = Instant::now();
-        limiter.fail(ip("2001:db8:1:2::1"), now);
-        assert_eq!(limiter.fail(ip("2001:db8:1:2:ffff::9"), now), SECOND);
-        assert_eq!(limiter.fail(ip("2001:db8:1:3::1"), now), Duration::ZERO);
-        limiter.fail(ip("::ffff:192.0.2.7"), now);
-        assert_eq!(limiter.fail(ip("192.0.2.7"), now), SECOND);
+        limiter.fail(ip("2001:db8:1:2::1"), None, now);
+        assert_eq!(limiter.fail(ip("2001:db8:1:2:ffff::9"), None, now), SECOND);
+        assert_eq!(
+            limiter.fail(ip("2001:db8:1:3::1"), None, now),
+            Duration::ZERO
+        );
+        limiter.fail(ip("::ffff:192.0.2.7"), None, now);
+        assert_eq!(limiter.fail(ip("192.0.2.7"), None, now), SECOND);
     }
 
     #[test]
     fn success_waits_like_the_last_failure_then_clears() {
         let mut limiter = Limiter::new(LoginDelay::default());
         let now = Instant::now();
-        assert_eq!(limiter.succeed(ip("192.0.2.1"), now), Duration::ZERO);
-        limiter.fail(ip("192.0.2.1"), now);
-        limiter.fail(ip("192.0.2.1"), now);
-        limiter.fail(ip("192.0.2.1"), now);
-        assert_eq!(limiter.succeed(ip("192.0.2.1"), now), 2 * SECOND);
+        assert_eq!(limiter.succeed(ip("192.0.2.1"), None, now), Duration::ZERO);
+        limiter.fail(ip("192.0.2.1"), None, now);
+        limiter.fail(ip("192.0.2.1"), None, now);
+        limiter.fail(ip("192.0.2.1"), None, now);
+        assert_eq!(limiter.succeed(ip("192.0.2.1"), None, now), 2 * SECOND);
         assert!(limiter.is_empty());
-        assert_eq!(limiter.fail(ip("192.0.2.1"), now), Duration::ZERO);
+        assert_eq!(limiter.fail(ip("192.0.2.1"), None, now), Duration::ZERO);
     }
 
     #[test]
@@ -220,12 +261,12 @@ mod tests {
         let delay = LoginDelay::default();
         let mut limiter = Limiter::new(delay);
         let now = Instant::now();
-        limiter.fail(ip("192.0.2.1"), now);
-        limiter.fail(ip("192.0.2.1"), now);
+        limiter.fail(ip("192.0.2.1"), None, now);
+        limiter.fail(ip("192.0.2.1"), None, now);
         let later = now + delay.forget;
-        assert_eq!(limiter.fail(ip("192.0.2.1"), later), Duration::ZERO);
+        assert_eq!(limiter.fail(ip("192.0.2.1"), None, later), Duration::ZERO);
         assert_eq!(
-            limiter.succeed(ip("192.0.2.1"), later + delay.forget),
+            limiter.succeed(ip("192.0.2.1"), None, later + delay.forget),
             Duration::ZERO
         );
     }
@@ -237,12 +278,41 @@ mod tests {
         for n in 0..MAX_ADDRESSES as u32 + 10 {
             limiter.fail(
                 IpAddr::V4(n.into()),
+                None,
                 now + Duration::from_nanos(u64::from(n)),
             );
         }
         assert_eq!(limiter.len(), MAX_ADDRESSES);
         // The oldest went first; the newest are still counted.
         let newest = IpAddr::V4((MAX_ADDRESSES as u32 + 9).into());
-        assert_eq!(limiter.fail(newest, now + SECOND), SECOND);
+        assert_eq!(limiter.fail(newest, None, now + SECOND), SECOND);
+    }
+
+    #[test]
+    fn one_users_failures_do_not_slow_another_user_at_the_same_address() {
+        let mut limiter = Limiter::new(LoginDelay::default());
+        let now = Instant::now();
+        let nat = ip("198.51.100.1");
+        limiter.fail(nat, Some("broken-device"), now);
+        assert_eq!(limiter.fail(nat, Some("broken-device"), now), SECOND);
+        assert_eq!(limiter.fail(nat, Some("other-device"), now), Duration::ZERO);
+        assert_eq!(
+            limiter.succeed(nat, Some("third-device"), now),
+            Duration::ZERO
+        );
+        assert_eq!(limiter.fail(nat, Some("broken-device"), now), 2 * SECOND);
+    }
+
+    #[test]
+    fn a_first_delay_of_zero_turns_it_off() {
+        let mut limiter = Limiter::new(LoginDelay {
+            first: Duration::ZERO,
+            ..LoginDelay::default()
+        });
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(limiter.fail(ip("192.0.2.1"), None, now), Duration::ZERO);
+        }
+        assert!(limiter.is_empty());
     }
 }

@@ -334,6 +334,10 @@ fn at(path: &Path, problem: LineProblem) -> ConfigProblem {
 pub struct Auth {
     state: ArcSwap<AuthState>,
     limiter: Mutex<Limiter>,
+    /// Logins refused (bad credentials or anonymous), for `$SYS`.
+    pub logins_failed: std::sync::atomic::AtomicU64,
+    /// Logins whose CONNACK the limiter held back, for `$SYS`.
+    pub logins_delayed: std::sync::atomic::AtomicU64,
     reloaded: watch::Sender<u64>,
     /// Password hashes computed at once, at most one per core: an Argon2id
     /// hash as Mosquitto 2.1 writes it takes 46 MiB, and a flood of CONNECTs
@@ -349,6 +353,8 @@ impl Auth {
         Auth {
             state: ArcSwap::from_pointee(state),
             limiter: Mutex::new(Limiter::new(config.login_delay)),
+            logins_failed: Default::default(),
+            logins_delayed: Default::default(),
             reloaded,
             hashing: tokio::sync::Semaphore::new(cores),
         }
@@ -384,7 +390,11 @@ impl Auth {
         password: Option<&[u8]>,
     ) -> Login {
         if !scope.hashes(username) {
-            return scope.login(username, password);
+            let login = scope.login(username, password);
+            if login != Login::Allowed {
+                crate::stats::Stats::add(&self.logins_failed, 1);
+            }
+            return login;
         }
         let (task_scope, user, pass) = (
             Arc::clone(scope),
@@ -399,23 +409,29 @@ impl Auth {
                 .unwrap_or(Login::BadCredentials);
         drop(permit);
         let hold = match login {
-            Login::Allowed => self.successful_login(peer, Instant::now()),
-            _ => self.failed_login(peer, Instant::now()),
+            Login::Allowed => self.successful_login(peer, username, Instant::now()),
+            _ => {
+                crate::stats::Stats::add(&self.logins_failed, 1);
+                self.failed_login(peer, username, Instant::now())
+            }
         };
         if !hold.is_zero() {
+            crate::stats::Stats::add(&self.logins_delayed, 1);
             tokio::time::sleep(hold).await;
         }
         login
     }
 
-    /// Records a failed login from `peer`; how long to hold its CONNACK.
-    pub fn failed_login(&self, peer: SocketAddr, now: Instant) -> Duration {
-        self.limiter.lock().fail(peer.ip(), now)
+    /// Records a failed login of `user` from `peer`; how long to hold its
+    /// CONNACK.
+    pub fn failed_login(&self, peer: SocketAddr, user: Option<&str>, now: Instant) -> Duration {
+        self.limiter.lock().fail(peer.ip(), user, now)
     }
 
-    /// Records a successful login from `peer`; how long to hold its CONNACK.
-    pub fn successful_login(&self, peer: SocketAddr, now: Instant) -> Duration {
-        self.limiter.lock().succeed(peer.ip(), now)
+    /// Records a successful login of `user` from `peer`; how long to hold
+    /// its CONNACK.
+    pub fn successful_login(&self, peer: SocketAddr, user: Option<&str>, now: Instant) -> Duration {
+        self.limiter.lock().succeed(peer.ip(), user, now)
     }
 }
 

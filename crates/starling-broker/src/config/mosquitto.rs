@@ -26,6 +26,7 @@
 //!   applies wherever it is written (Mosquitto: only to what follows it); see
 //!   the `security` module.
 //! - Starling's own directives: `connect_timeout`, `max_publish_rate`,
+//!   `login_delay`, `login_delay_max`,
 //!   `persistence_sync` and `persistence_sync_interval` (broker-wide),
 //!   `websockets_path` (per listener).
 //! - `persistence` is `true` by default (Mosquitto: `false`). The store is
@@ -302,6 +303,16 @@ impl Parser {
             "max_publish_rate" => {
                 if let Some(value) = self.checked(at, args, false, values::max_publish_rate) {
                     self.config.max_publish_rate = value;
+                }
+            }
+            "login_delay" => {
+                if let Some(value) = self.checked(at, args, false, values::login_delay) {
+                    self.config.login_delay.first = value;
+                }
+            }
+            "login_delay_max" => {
+                if let Some(value) = self.checked(at, args, false, values::login_delay_max) {
+                    self.config.login_delay.max = value;
                 }
             }
             directive if listener::DIRECTIVES.contains(&directive) => {

@@ -74,6 +74,8 @@ struct File {
     sys_interval: Option<Spanned<i64>>,
     connect_timeout: Option<Spanned<i64>>,
     max_publish_rate: Option<Spanned<i64>>,
+    login_delay: Option<Spanned<i64>>,
+    login_delay_max: Option<Spanned<i64>>,
     #[serde(default)]
     listener: Vec<ListenerTable>,
     log: Option<LogTable>,
@@ -290,6 +292,16 @@ impl Builder<'_> {
             values::max_publish_rate,
         ) {
             self.config.max_publish_rate = v;
+        }
+        if let Some(v) = self.number("login_delay", file.login_delay, values::login_delay) {
+            self.config.login_delay.first = v;
+        }
+        if let Some(v) = self.number(
+            "login_delay_max",
+            file.login_delay_max,
+            values::login_delay_max,
+        ) {
+            self.config.login_delay.max = v;
         }
         if let Some(expiration) = file.persistent_client_expiration {
             let result = match expiration.get_ref() {

@@ -106,6 +106,20 @@ pub(crate) fn connect_timeout(n: i64) -> Result<Duration, String> {
     Ok(Duration::from_secs(n as u64))
 }
 
+/// `login_delay`: seconds of the first wait after repeated failed logins of
+/// one user from one address (it doubles up to `login_delay_max`); 0 turns
+/// the delay off (Starling's own).
+pub(crate) fn login_delay(n: i64) -> Result<Duration, String> {
+    let n = in_range(n, 0, 3600)?;
+    Ok(Duration::from_secs(n as u64))
+}
+
+/// `login_delay_max`: the longest such wait, in seconds (Starling's own).
+pub(crate) fn login_delay_max(n: i64) -> Result<Duration, String> {
+    let n = in_range(n, 1, 86_400)?;
+    Ok(Duration::from_secs(n as u64))
+}
+
 /// PUBLISH packets per second per client; 0 is unlimited (Starling's own).
 pub(crate) fn max_publish_rate(n: i64) -> Result<Option<NonZeroU32>, String> {
     let n = in_range(n, 0, i64::from(u32::MAX))?;

@@ -871,3 +871,14 @@ fn listener_option_errors_and_warnings_have_their_lines() {
     // (whether it then speaks TLS 1.1 is its security level's call).
     assert_eq!(lines, [9], "{found:#?}");
 }
+
+#[test]
+fn login_delay_and_its_maximum_or_off() {
+    let config = valid("login_delay 2\nlogin_delay_max 30\n");
+    assert_eq!(config.login_delay.first, std::time::Duration::from_secs(2));
+    assert_eq!(config.login_delay.max, std::time::Duration::from_secs(30));
+    let config = valid("login_delay 0\n");
+    assert!(config.login_delay.first.is_zero(), "0 turns it off");
+    assert_eq!(errors("login_delay_max 0\n").len(), 1);
+    assert_eq!(errors("login_delay -1\n").len(), 1);
+}
