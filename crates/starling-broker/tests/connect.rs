@@ -571,3 +571,26 @@ async fn a_resumed_mqtt_3_1_session_gets_a_reserved_zero_first_byte() {
     }
     broker.stop().await;
 }
+
+/// [MQTT-3.1.2-24]: the server sends nothing larger than the client's
+/// Maximum Packet Size, CONNACK included: what may go is left out until it
+/// fits (here the Response Information the client asked for).
+#[tokio::test]
+async fn the_connack_fits_the_clients_maximum_packet_size() {
+    let broker = TestBroker::start().await;
+    let asking = |id: &str, max: u32| {
+        let mut c = connect(ProtocolVersion::V5, id);
+        c.properties.request_response_information = Some(true);
+        c.properties.maximum_packet_size = std::num::NonZeroU32::new(max);
+        c
+    };
+    let (client, ack) = accepted(&broker, asking("roomy-client", 1024)).await;
+    assert!(ack.properties.response_information.is_some());
+    disconnect(client).await;
+    let (client, ack) = accepted(&broker, asking("small-client", 16)).await;
+    assert!(ack.properties.response_information.is_none());
+    let size = Packet::ConnAck(ack).encoded_len(ProtocolVersion::V5);
+    assert!(size <= 16, "CONNACK of {size} bytes");
+    disconnect(client).await;
+    broker.stop().await;
+}

@@ -385,12 +385,27 @@ impl Connection {
             }
         }
         conn.gate = conn.gate.max(attached.replaced);
-        conn.send(Packet::ConnAck(ConnAck {
+        let mut connack = ConnAck {
             // MQTT 3.1 has no Session Present flag: its byte is reserved (0).
             session_present: attached.session_present && version != ProtocolVersion::V3_1,
             reason_code: ReasonCode::SUCCESS,
             properties: properties.into(),
-        }));
+        };
+        // [MQTT-3.1.2-24]: nothing larger than the client's Maximum Packet
+        // Size. What may go is left out until the CONNACK fits: the optional
+        // Reason String and User Properties, then the Response Information
+        // (which the server may decline to give).
+        let fits = |connack: &ConnAck| {
+            Packet::ConnAck(connack.clone()).encoded_len(version) <= conn.max_packet_size as usize
+        };
+        if !fits(&connack) {
+            connack.properties.reason_string = None;
+            connack.properties.user_properties.clear();
+        }
+        if !fits(&connack) {
+            connack.properties.response_information = None;
+        }
+        conn.send(Packet::ConnAck(connack));
         info!(
             "New client connected from {} as {} (p{}, c{}, k{}{}).",
             peer,
