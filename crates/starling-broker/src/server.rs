@@ -103,6 +103,12 @@ pub async fn serve_endpoints(broker: Arc<Broker>, endpoints: Vec<Endpoint>, shut
 /// that `0.0.0.0:p` and `[::]:p` can both be bound, and addresses are reusable at
 /// once after a restart.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    bind_to(addr, None)
+}
+
+/// [`bind`], on the network interface `interface` only if given (a
+/// listener's `bind_interface`: `SO_BINDTODEVICE`).
+pub fn bind_to(addr: SocketAddr, interface: Option<&str>) -> std::io::Result<TcpListener> {
     let domain = if addr.is_ipv6() {
         Domain::IPV6
     } else {
@@ -113,6 +119,13 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_address(true)?;
+    if let Some(interface) = interface {
+        socket
+            .bind_device(Some(interface.as_bytes()))
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("bind_interface {interface}: {e}"))
+            })?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
@@ -148,7 +161,9 @@ async fn accept_loop(
             info!("Refusing connection from {peer}: max_connections reached.");
             continue;
         };
-        let _ = stream.set_nodelay(true);
+        if broker.config.set_tcp_nodelay {
+            let _ = stream.set_nodelay(true);
+        }
         // The task holds only a box with what opening needs, then the
         // connection: a task's size is that of its largest stage, so the
         // transport handshakes' state (TLS and WebSocket ones are big) and

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use starling_broker::auth::AuthState;
-use starling_broker::config::{self, Config};
+use starling_broker::config::{self, Config, SocketDomain};
 use starling_broker::storage::{Durability, SqliteStore, Store, StoreError};
 use starling_broker::transport::Endpoint;
 use starling_broker::Broker;
@@ -182,7 +182,18 @@ async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Re
     let mut listeners = Vec::new();
     for listener in config.listeners_or_default(port) {
         let addr = listener.bind;
-        let socket = match starling_broker::server::bind(addr) {
+        // `socket_domain`: a listener of one address family skips the other's
+        // sockets.
+        let family_wanted = match listener.settings.socket_domain {
+            None => true,
+            Some(SocketDomain::Ipv4) => addr.is_ipv4(),
+            Some(SocketDomain::Ipv6) => addr.is_ipv6(),
+        };
+        if !family_wanted {
+            continue;
+        }
+        let interface = listener.settings.bind_interface.clone();
+        let socket = match starling_broker::server::bind_to(addr, interface.as_deref()) {
             Ok(socket) => socket,
             // Mosquitto carries on when only the IPv6 loopback is missing.
             Err(e) if addr.is_ipv6() && config.listeners.is_empty() => {

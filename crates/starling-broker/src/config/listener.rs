@@ -1,5 +1,8 @@
 //! The settings Mosquitto scopes to one listener: its protocol (MQTT or
-//! WebSockets), TLS, the PROXY protocol and its connection limit. Both file
+//! WebSockets), TLS, the PROXY protocol, its connection limit, the highest
+//! QoS it takes (`max_qos`), its topic namespace (`mount_point`), user names
+//! as client identifiers (`use_username_as_clientid`), and how its socket is
+//! bound (`socket_domain`, `bind_interface`). Both file
 //! syntaxes feed the same [`ListenerOptions`], one directive at a time, and
 //! [`ListenerOptions::finish`] checks them together when the listener's block
 //! ends, so that both accept exactly the same settings.
@@ -95,8 +98,17 @@ pub struct WebSocketSettings {
     pub origins: Vec<String>,
 }
 
+/// The address family a listener binds (`socket_domain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketDomain {
+    /// IPv4 only.
+    Ipv4,
+    /// IPv6 only.
+    Ipv6,
+}
+
 /// Everything a listener has of its own.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSettings {
     /// MQTT or WebSockets.
     pub protocol: Protocol,
@@ -108,6 +120,39 @@ pub struct ListenerSettings {
     pub proxy_protocol: Option<ProxyProtocol>,
     /// Most clients connected to this listener at once; `None` is unlimited.
     pub max_connections: Option<usize>,
+    /// `max_qos`: the highest QoS its clients may publish, subscribe and
+    /// will with (v5 clients are told in CONNACK; a PUBLISH above it ends
+    /// the connection; subscriptions are granted at most this).
+    pub max_qos: starling_proto::QoS,
+    /// `mount_point`: a prefix put before every topic its clients publish,
+    /// subscribe to and will with, and taken off what they receive.
+    pub mount_point: Option<String>,
+    /// `use_username_as_clientid`: the user name is the client identifier
+    /// (a client with none is refused).
+    pub use_username_as_clientid: bool,
+    /// `socket_domain`: only this address family, for a listener bound to
+    /// every address.
+    pub socket_domain: Option<SocketDomain>,
+    /// `bind_interface`: the network interface its socket is bound to
+    /// (`SO_BINDTODEVICE`).
+    pub bind_interface: Option<String>,
+}
+
+impl Default for ListenerSettings {
+    fn default() -> Self {
+        ListenerSettings {
+            protocol: Protocol::default(),
+            tls: None,
+            websockets: WebSocketSettings::default(),
+            proxy_protocol: None,
+            max_connections: None,
+            max_qos: starling_proto::QoS::ExactlyOnce,
+            mount_point: None,
+            use_username_as_clientid: false,
+            socket_domain: None,
+            bind_interface: None,
+        }
+    }
 }
 
 /// The directives [`ListenerOptions::set`] reads.
@@ -133,6 +178,12 @@ pub(super) const DIRECTIVES: &[&str] = &[
     "tls_engine",
     "tls_engine_kpass_sha1",
     "psk_hint",
+    "max_qos",
+    "maximum_qos",
+    "mount_point",
+    "use_username_as_clientid",
+    "socket_domain",
+    "bind_interface",
 ];
 
 /// A listener's options as written, before they are checked together.
@@ -155,6 +206,11 @@ pub(super) struct ListenerOptions {
     ciphers_tls13: Option<String>,
     dhparamfile: Option<PathBuf>,
     psk_hint: Option<String>,
+    max_qos: Option<starling_proto::QoS>,
+    mount_point: Option<String>,
+    use_username_as_clientid: Option<bool>,
+    socket_domain: Option<SocketDomain>,
+    bind_interface: Option<String>,
     /// Set by the syntax's own `max_connections` handling.
     pub(super) max_connections: Option<usize>,
     /// Whether any option was given (the first one's place is the syntax's).
@@ -221,6 +277,38 @@ impl ListenerOptions {
                 other => Err(format!("'{other}' is not pem or engine")),
             },
             "tls_engine" | "tls_engine_kpass_sha1" => Err(ENGINES.into()),
+            "max_qos" | "maximum_qos" => match value {
+                "0" => Ok(starling_proto::QoS::AtMostOnce),
+                "1" => Ok(starling_proto::QoS::AtLeastOnce),
+                "2" => Ok(starling_proto::QoS::ExactlyOnce),
+                other => Err(format!("'{other}' is not a QoS (0, 1 or 2)")),
+            }
+            .map(|qos| {
+                self.max_qos = Some(qos);
+                None
+            }),
+            "mount_point" => mount_point(value).map(|mount| {
+                self.mount_point = Some(mount);
+                None
+            }),
+            "use_username_as_clientid" => boolean(value, &mut self.use_username_as_clientid),
+            "socket_domain" => match value {
+                "ipv4" => Ok(SocketDomain::Ipv4),
+                "ipv6" => Ok(SocketDomain::Ipv6),
+                other => Err(format!("'{other}' is not ipv4 or ipv6")),
+            }
+            .map(|domain| {
+                self.socket_domain = Some(domain);
+                None
+            }),
+            "bind_interface" => {
+                if value.is_empty() || value.len() > 15 || value.contains(char::is_whitespace) {
+                    Err(format!("'{value}' is not a network interface name"))
+                } else {
+                    self.bind_interface = Some(value.to_string());
+                    Ok(None)
+                }
+            }
             "psk_hint" => {
                 if value.is_empty() {
                     Err("missing value".into())
@@ -323,6 +411,11 @@ impl ListenerOptions {
             },
             proxy_protocol: self.proxy_protocol,
             max_connections: self.max_connections,
+            max_qos: self.max_qos.unwrap_or(starling_proto::QoS::ExactlyOnce),
+            mount_point: self.mount_point,
+            use_username_as_clientid: self.use_username_as_clientid.unwrap_or(false),
+            socket_domain: self.socket_domain,
+            bind_interface: self.bind_interface,
         };
         Ok((settings, warnings))
     }
@@ -371,6 +464,16 @@ fn proxy_protocol(value: &str) -> Result<ProxyProtocol, String> {
 fn tls_version(value: &str) -> Result<TlsVersion, String> {
     TlsVersion::from_mosquitto(value)
         .ok_or_else(|| format!("'{value}' is not tlsv1.3, tlsv1.2, tlsv1.1 or tlsv1"))
+}
+
+/// `mount_point`: a topic name prefix (no wildcards), as Mosquitto checks it.
+fn mount_point(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.contains(['+', '#', '\0']) || value.len() > 65_535 {
+        return Err(format!(
+            "'{value}' is not a valid topic prefix (no + or #, not empty)"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// Why `tls_engine` and `tls_keyform engine` are refused.

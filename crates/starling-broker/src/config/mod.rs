@@ -15,7 +15,8 @@ pub mod toml;
 mod values;
 
 pub use listener::{
-    ListenerSettings, Protocol, ProxyProtocol, TlsSettings, TlsVersion, WebSocketSettings,
+    ListenerSettings, Protocol, ProxyProtocol, SocketDomain, TlsSettings, TlsVersion,
+    WebSocketSettings,
 };
 
 /// Reads a configuration file: Starling's TOML when the name ends in `.toml`,
@@ -173,6 +174,14 @@ pub struct Config {
     pub per_listener_settings: bool,
     /// How repeated failed logins from one address are slowed down.
     pub login_delay: crate::auth::limiter::LoginDelay,
+    /// `clientid_prefixes`: only client identifiers that start with this
+    /// may connect (others: Not Authorized, as Mosquitto answers).
+    pub clientid_prefixes: Option<String>,
+    /// `set_tcp_nodelay`: TCP_NODELAY on clients' sockets. Starling's
+    /// default is true (Mosquitto's false): it batches its own writes, so
+    /// Nagle's algorithm only adds latency.
+    pub set_tcp_nodelay: bool,
+
     /// How long a 3.x persistent session (or a v5 one with an expiry of 0xFFFFFFFF)
     /// outlives its connection; `None` is forever.
     pub persistent_client_expiration: Option<Duration>,
@@ -265,6 +274,8 @@ impl Default for Config {
             psk_file: None,
             per_listener_settings: false,
             login_delay: crate::auth::limiter::LoginDelay::default(),
+            clientid_prefixes: None,
+            set_tcp_nodelay: true,
             persistent_client_expiration: None,
             upgrade_outgoing_qos: false,
             sys_interval: Some(Duration::from_secs(10)),

@@ -57,12 +57,9 @@ const DEFAULT_PORT: u16 = 1883;
 /// Directives that later Starling versions implement: warned about and ignored.
 const LATER: &[&str] = &[
     "accept_protocol_versions",
-    "allow_duplicate_messages",
     "auth_plugin",
     "auth_plugin_deny_special_chars",
-    "bind_interface",
     "check_retain_source",
-    "clientid_prefixes",
     "connection_messages",
     "global_max_connections",
     "global_plugin",
@@ -72,18 +69,11 @@ const LATER: &[&str] = &[
     "log_timestamp",
     "log_timestamp_format",
     "max_inflight_bytes",
-    "max_qos",
-    "maximum_qos",
     "memory_limit",
-    "mount_point",
     "pid_file",
     "plugin",
     "plugin_load",
     "plugin_use",
-    "retained_persistence",
-    "set_tcp_nodelay",
-    "socket_domain",
-    "use_username_as_clientid",
     "user",
     "websockets_headers_size",
     "websockets_log_level",
@@ -374,9 +364,40 @@ impl Parser {
                     }
                 }
             }
-            "persistence" => {
+            // Mosquitto 2.0 reads `retained_persistence` as `persistence`.
+            "persistence" | "retained_persistence" => {
                 if let Some(value) = self.boolean(at, args) {
                     self.config.storage.enabled = value;
+                }
+            }
+            "clientid_prefixes" => {
+                if let Some(value) = self.single(at, args) {
+                    self.config.clientid_prefixes = Some(value.to_string());
+                    self.warn(
+                        at,
+                        "deprecated in Mosquitto 2.0 (use an ACL or a plugin); still applied"
+                            .into(),
+                    );
+                }
+            }
+            "set_tcp_nodelay" => {
+                if let Some(value) = self.boolean(at, args) {
+                    self.config.set_tcp_nodelay = value;
+                }
+            }
+            "allow_duplicate_messages" => {
+                if let Some(value) = self.boolean(at, args) {
+                    // Mosquitto 2.0 deprecates it; its default, true, is what
+                    // Starling does: a client whose subscriptions overlap gets
+                    // a message once per matching subscription (3.x) or once
+                    // with every subscription identifier (v5, [MQTT-3.3.4-3]).
+                    let note = if value {
+                        "deprecated in Mosquitto 2.0; true is what Starling does"
+                    } else {
+                        "deprecated in Mosquitto 2.0, which will behave as if it were true; \
+                         Starling does: overlapping subscriptions of a 3.x client each get the message"
+                    };
+                    self.warn(at, note.into());
                 }
             }
             "persistence_location" => {

@@ -71,6 +71,8 @@ struct File {
     /// A Mosquitto duration string (`"14d"`) or a number of seconds.
     persistent_client_expiration: Option<Spanned<Value>>,
     upgrade_outgoing_qos: Option<bool>,
+    set_tcp_nodelay: Option<bool>,
+    clientid_prefixes: Option<String>,
     sys_interval: Option<Spanned<i64>>,
     connect_timeout: Option<Spanned<i64>>,
     max_publish_rate: Option<Spanned<i64>>,
@@ -110,6 +112,11 @@ struct ListenerTable {
     ciphers_tls13: Option<Spanned<String>>,
     dhparamfile: Option<Spanned<String>>,
     psk_hint: Option<Spanned<String>>,
+    max_qos: Option<Spanned<i64>>,
+    mount_point: Option<Spanned<String>>,
+    use_username_as_clientid: Option<Spanned<bool>>,
+    socket_domain: Option<Spanned<String>>,
+    bind_interface: Option<Spanned<String>>,
     // With `per_listener_settings = true` only.
     allow_anonymous: Option<Spanned<bool>>,
     allow_zero_length_clientid: Option<Spanned<bool>>,
@@ -210,11 +217,15 @@ impl Builder<'_> {
             (file.queue_qos0_messages, &mut c.queue_qos0_messages),
             (file.retain_available, &mut c.retain_available),
             (file.upgrade_outgoing_qos, &mut c.upgrade_outgoing_qos),
+            (file.set_tcp_nodelay, &mut c.set_tcp_nodelay),
         ];
         for (value, field) in flags {
             if let Some(value) = value {
                 *field = value;
             }
+        }
+        if file.clientid_prefixes.is_some() {
+            c.clientid_prefixes = file.clientid_prefixes;
         }
 
         if let Some(v) = self.number(
@@ -531,6 +542,9 @@ impl Builder<'_> {
             ("ciphers_tls1.3", table.ciphers_tls13.take()),
             ("dhparamfile", table.dhparamfile.take()),
             ("psk_hint", table.psk_hint.take()),
+            ("mount_point", table.mount_point.take()),
+            ("socket_domain", table.socket_domain.take()),
+            ("bind_interface", table.bind_interface.take()),
         ];
         for (key, value) in strings {
             if let Some(value) = value {
@@ -550,11 +564,18 @@ impl Builder<'_> {
                 "use_subject_as_username",
                 table.use_subject_as_username.take(),
             ),
+            (
+                "use_username_as_clientid",
+                table.use_username_as_clientid.take(),
+            ),
         ];
         for (key, value) in flags {
             if let Some(value) = value {
                 texts.push((key, value.span(), value.get_ref().to_string()));
             }
+        }
+        if let Some(qos) = table.max_qos.take() {
+            texts.push(("max_qos", qos.span(), qos.get_ref().to_string()));
         }
         if let Some(version) = table.enable_proxy_protocol.take() {
             texts.push((
@@ -812,6 +833,8 @@ sync_interval = 250
             psk_file: None,
             per_listener_settings: false,
             login_delay: Default::default(),
+            clientid_prefixes: None,
+            set_tcp_nodelay: true,
             persistent_client_expiration: Some(Duration::from_secs(14 * 86_400)),
             upgrade_outgoing_qos: true,
             sys_interval: Some(Duration::from_secs(30)),

@@ -42,6 +42,7 @@ use crate::session::Resend;
 use crate::stats::Stats;
 use crate::transport::{CertificateUser, ConnectionInfo};
 
+mod mount;
 mod open;
 mod packets;
 
@@ -854,6 +855,17 @@ impl Connection {
 
     fn send_delivery(&mut self, delivery: Delivery, id: Option<PacketId>, dup: bool, now: Instant) {
         let mut publish = self.build_publish(&delivery, id, dup, now);
+        // A client under a mount point sees its topics without it.
+        let unmounted;
+        if let Some(mount) = &self.listener.settings.mount_point {
+            match mount::unmounted(mount, publish.topic) {
+                Some(topic) => {
+                    unmounted = topic;
+                    publish.topic = &unmounted;
+                }
+                None => return,
+            }
+        }
         if self.alias_out_max > 0 {
             self.apply_outbound_alias(&mut publish);
         }

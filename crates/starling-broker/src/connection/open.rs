@@ -187,6 +187,15 @@ impl Connection {
             client_id = broker.assign_client_id(&scope.settings.auto_id_prefix);
             assigned = version.is_v5().then(|| client_id.clone());
         }
+        // `clientid_prefixes`, assigned identifiers included: Not Authorized,
+        // as Mosquitto answers.
+        if let Some(prefix) = &config.clientid_prefixes {
+            if !client_id.as_str().starts_with(prefix.as_str()) {
+                info!("Client {client_id} from {peer} refused: client identifier without the prefix '{prefix}' (clientid_prefixes).");
+                let _ = stream.write_all(&refuse(ReasonCode::NOT_AUTHORIZED)).await;
+                return None;
+            }
+        }
         // use_identity_as_username / use_subject_as_username: the certificate
         // names the user, instead of CONNECT (mosquitto.conf(5)).
         match &info.certificate_user {
@@ -239,6 +248,55 @@ impl Connection {
                 .unwrap_or_default();
             info!("Client {client_id} from {peer}{user} refused: not authorised.");
             let _ = stream.write_all(&refuse(ReasonCode::NOT_AUTHORIZED)).await;
+            return None;
+        }
+        // `use_username_as_clientid`: the user name (from CONNECT or the
+        // certificate) is the client identifier; without one, Not Authorized.
+        if info.listener.settings.use_username_as_clientid {
+            match &connect.username {
+                Some(username) => {
+                    client_id =
+                        MqttString::from_bytes(bytes::Bytes::copy_from_slice(username.as_bytes()))
+                            .unwrap_or_else(|_| username.clone());
+                    assigned = None;
+                }
+                None => {
+                    info!("Client {client_id} from {peer} refused: no user name to use as client identifier (use_username_as_clientid).");
+                    let _ = stream.write_all(&refuse(ReasonCode::NOT_AUTHORIZED)).await;
+                    return None;
+                }
+            }
+        }
+        // `mount_point`: the will goes under it too.
+        if let (Some(mount), Some(will)) =
+            (&info.listener.settings.mount_point, connect.will.as_mut())
+        {
+            match super::mount::topic(mount, &will.topic) {
+                Some(topic) => will.topic = topic,
+                None => {
+                    info!("Client {client_id} from {peer} refused: will topic too long under the mount point.");
+                    if version.is_v5() {
+                        let _ = stream
+                            .write_all(&refuse(ReasonCode::TOPIC_NAME_INVALID))
+                            .await;
+                    }
+                    return None;
+                }
+            }
+        }
+        // `max_qos`: a will above the listener's highest QoS (v5: CONNACK
+        // 0x9B QoS not supported; 3.x, which has no code for it: closed).
+        let max_qos = info.listener.settings.max_qos;
+        if connect.will.as_ref().is_some_and(|w| w.qos > max_qos) {
+            info!(
+                "Client {client_id} from {peer} refused: will QoS above max_qos {}.",
+                max_qos.as_u8()
+            );
+            if version.is_v5() {
+                let _ = stream
+                    .write_all(&refuse(ReasonCode::QOS_NOT_SUPPORTED))
+                    .await;
+            }
             return None;
         }
         // [MQTT-3.2.2-13]: a v5 will with Will Retain set needs retained messages.
@@ -382,6 +440,9 @@ impl Connection {
             }
             if !config.retain_available {
                 properties.retain_available = Some(false);
+            }
+            if max_qos != QoS::ExactlyOnce {
+                properties.maximum_qos = Some(max_qos);
             }
         }
         conn.gate = conn.gate.max(attached.replaced);

@@ -131,6 +131,15 @@ impl Connection {
             // until the bucket is out of debt.
             self.paused_until = Some(tokio::time::Instant::now() + wait);
         }
+        // `max_qos`: a PUBLISH above the listener's highest QoS ends the
+        // connection, as in Mosquitto (v5: DISCONNECT 0x9B [MQTT-3.2.2-11]).
+        let max_qos = self.listener.settings.max_qos;
+        if publish.delivery.qos() > max_qos {
+            return Err(End::Server(
+                ReasonCode::QOS_NOT_SUPPORTED,
+                format!("PUBLISH at QoS above max_qos {}", max_qos.as_u8()),
+            ));
+        }
         let config = &self.broker.config;
         if let Some(alias) = publish.properties.topic_alias {
             // [MQTT-3.3.2-9, MQTT-3.3.2-10]
@@ -159,6 +168,14 @@ impl Connection {
                 let aliases = self.aliases.get_or_insert_with(Box::default);
                 aliases.inbound.insert(alias.get(), publish.topic.clone());
             }
+        }
+        if let Some(mount) = &self.listener.settings.mount_point {
+            publish.topic = mount::topic(mount, &publish.topic).ok_or_else(|| {
+                End::Server(
+                    ReasonCode::TOPIC_NAME_INVALID,
+                    "PUBLISH topic too long under the mount point".into(),
+                )
+            })?;
         }
         if too_deep(publish.topic.as_str(), config.max_topic_levels) {
             return Err(End::Server(
@@ -339,6 +356,20 @@ impl Connection {
         let mut retained = Vec::new();
         let id = subscribe.properties.subscription_identifier;
         for (filter, options) in subscribe.filters {
+            let filter = match &self.listener.settings.mount_point {
+                None => filter,
+                Some(mount) => match mount::filter(mount, &filter) {
+                    Some(mounted) => mounted,
+                    None => {
+                        codes.push(if self.version.is_v5() {
+                            ReasonCode::TOPIC_FILTER_INVALID
+                        } else {
+                            ReasonCode::UNSPECIFIED_ERROR
+                        });
+                        continue;
+                    }
+                },
+            };
             if !self.scope.may_subscribe(&self.acl_client(), &filter) {
                 // SUBACK 0x80 Failure (3.1.1) / 0x87 Not authorized (v5), per filter.
                 debug!(
@@ -352,7 +383,10 @@ impl Connection {
                 });
                 continue;
             }
-            let granted = self.broker.granted_qos(options.qos);
+            let granted = self
+                .broker
+                .granted_qos(options.qos)
+                .min(self.listener.settings.max_qos);
             let options = SubscriptionOptions {
                 qos: granted,
                 ..options
@@ -394,10 +428,22 @@ impl Connection {
     }
 
     fn handle_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let mount = self.listener.settings.mount_point.clone();
         let codes: Vec<ReasonCode> = unsubscribe
             .filters
             .iter()
             .map(|filter| {
+                let mounted;
+                let filter = match &mount {
+                    None => filter,
+                    Some(mount) => match mount::filter(mount, filter) {
+                        Some(m) => {
+                            mounted = m;
+                            &mounted
+                        }
+                        None => return ReasonCode::TOPIC_FILTER_INVALID,
+                    },
+                };
                 if self.broker.unsubscribe(&self.session, filter) {
                     ReasonCode::SUCCESS
                 } else {

@@ -132,6 +132,8 @@ fn sample_with_every_directive() {
         psk_file: None,
         per_listener_settings: false,
         login_delay: Default::default(),
+        clientid_prefixes: None,
+        set_tcp_nodelay: true,
         persistent_client_expiration: Some(Duration::from_secs(14 * DAY)),
         upgrade_outgoing_qos: true,
         sys_interval: Some(Duration::from_secs(30)),
@@ -881,4 +883,40 @@ fn login_delay_and_its_maximum_or_off() {
     assert!(config.login_delay.first.is_zero(), "0 turns it off");
     assert_eq!(errors("login_delay_max 0\n").len(), 1);
     assert_eq!(errors("login_delay -1\n").len(), 1);
+}
+
+#[test]
+fn connection_level_directives_of_mosquitto_2_0() {
+    let text =
+        "listener 1883 127.0.0.1\nmax_qos 1\nmount_point tenant/\nuse_username_as_clientid true\n\
+         socket_domain ipv4\nbind_interface lo\n\
+         listener 1884 127.0.0.1\nmaximum_qos 0\n\
+         clientid_prefixes dev-\nset_tcp_nodelay false\n\
+         retained_persistence false\nallow_duplicate_messages false\n";
+    let (config, report) = parse(text).expect("valid");
+    // Deprecated in Mosquitto 2.0, said so as Mosquitto does; still applied.
+    let noted: Vec<usize> = report.warnings.iter().map(|w| w.line).collect();
+    assert_eq!(noted, [9, 12], "{:#?}", report.warnings);
+    let first = &config.listeners[0].settings;
+    assert_eq!(first.max_qos, starling_proto::QoS::AtLeastOnce);
+    assert_eq!(first.mount_point.as_deref(), Some("tenant/"));
+    assert!(first.use_username_as_clientid);
+    assert_eq!(first.socket_domain, Some(super::super::SocketDomain::Ipv4));
+    assert_eq!(first.bind_interface.as_deref(), Some("lo"));
+    assert_eq!(
+        config.listeners[1].settings.max_qos,
+        starling_proto::QoS::AtMostOnce
+    );
+    assert_eq!(config.listeners[1].settings.mount_point, None);
+    assert_eq!(config.clientid_prefixes.as_deref(), Some("dev-"));
+    assert!(!config.set_tcp_nodelay);
+    assert!(
+        !config.storage.enabled,
+        "retained_persistence is persistence, as in 2.0"
+    );
+    let bad = errors(
+        "listener 1883\nmax_qos 3\nmount_point a/+/\nsocket_domain ipx\nuse_username_as_clientid maybe\n",
+    );
+    let lines: Vec<usize> = bad.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, [2, 3, 4, 5], "{bad:#?}");
 }
