@@ -245,3 +245,20 @@ fn bind_interface_binds_to_the_interface_or_stops_start_up() {
     assert!(out.stderr.contains("bind_interface nosuch0"), "{out:?}");
     std::fs::remove_dir_all(scratch).unwrap();
 }
+
+/// Mosquitto 2.1's `accept_protocol_versions` (2.0.11 lacks it, so Starling
+/// alone): a 3.1.1 client on a listener that takes only 5 gets CONNACK 1,
+/// unacceptable protocol version.
+#[test]
+fn accept_protocol_versions_refuses_the_others() {
+    let broker = Broker::starling_with("accept_protocol_versions 5");
+    let old = pub_(broker.port, &["-V", "311", "-t", "t", "-m", "x"]);
+    assert_refused(
+        &old,
+        "Connection error: Connection Refused: unacceptable protocol version.\n",
+        1,
+        broker.kind,
+    );
+    let new = pub_(broker.port, &["-V", "5", "-t", "t", "-m", "x"]);
+    assert_eq!(new.code, Some(0), "{new:?}");
+}

@@ -13,6 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
+use starling_proto::ProtocolVersion;
+
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Protocol {
@@ -136,6 +138,10 @@ pub struct ListenerSettings {
     /// `bind_interface`: the network interface its socket is bound to
     /// (`SO_BINDTODEVICE`).
     pub bind_interface: Option<String>,
+    /// `accept_protocol_versions` (Mosquitto 2.1): the MQTT versions its
+    /// clients may speak; `None`: all. Others get CONNACK Unsupported
+    /// Protocol Version.
+    pub accept_protocol_versions: Option<Vec<ProtocolVersion>>,
 }
 
 impl Default for ListenerSettings {
@@ -151,6 +157,7 @@ impl Default for ListenerSettings {
             use_username_as_clientid: false,
             socket_domain: None,
             bind_interface: None,
+            accept_protocol_versions: None,
         }
     }
 }
@@ -184,6 +191,7 @@ pub(super) const DIRECTIVES: &[&str] = &[
     "use_username_as_clientid",
     "socket_domain",
     "bind_interface",
+    "accept_protocol_versions",
 ];
 
 /// A listener's options as written, before they are checked together.
@@ -211,6 +219,7 @@ pub(super) struct ListenerOptions {
     use_username_as_clientid: Option<bool>,
     socket_domain: Option<SocketDomain>,
     bind_interface: Option<String>,
+    accept_protocol_versions: Option<Vec<ProtocolVersion>>,
     /// Set by the syntax's own `max_connections` handling.
     pub(super) max_connections: Option<usize>,
     /// Whether any option was given (the first one's place is the syntax's).
@@ -299,6 +308,10 @@ impl ListenerOptions {
             }
             .map(|domain| {
                 self.socket_domain = Some(domain);
+                None
+            }),
+            "accept_protocol_versions" => protocol_versions(value).map(|versions| {
+                self.accept_protocol_versions = Some(versions);
                 None
             }),
             "bind_interface" => {
@@ -416,6 +429,7 @@ impl ListenerOptions {
             use_username_as_clientid: self.use_username_as_clientid.unwrap_or(false),
             socket_domain: self.socket_domain,
             bind_interface: self.bind_interface,
+            accept_protocol_versions: self.accept_protocol_versions,
         };
         Ok((settings, warnings))
     }
@@ -464,6 +478,28 @@ fn proxy_protocol(value: &str) -> Result<ProxyProtocol, String> {
 fn tls_version(value: &str) -> Result<TlsVersion, String> {
     TlsVersion::from_mosquitto(value)
         .ok_or_else(|| format!("'{value}' is not tlsv1.3, tlsv1.2, tlsv1.1 or tlsv1"))
+}
+
+/// Mosquitto 2.1's `accept_protocol_versions 3,4,5`: protocol levels (3 is
+/// MQTT 3.1, 4 is 3.1.1, 5 is 5.0), separated by commas.
+fn protocol_versions(value: &str) -> Result<Vec<ProtocolVersion>, String> {
+    let mut versions = Vec::new();
+    for part in value.split(',').map(str::trim) {
+        let version = match part {
+            "3" => ProtocolVersion::V3_1,
+            "4" => ProtocolVersion::V3_1_1,
+            "5" => ProtocolVersion::V5,
+            other => {
+                return Err(format!(
+                    "'{other}' is not a protocol level (3 for MQTT 3.1, 4 for 3.1.1, 5 for 5.0)"
+                ))
+            }
+        };
+        if !versions.contains(&version) {
+            versions.push(version);
+        }
+    }
+    Ok(versions)
 }
 
 /// `mount_point`: a topic name prefix (no wildcards), as Mosquitto checks it.

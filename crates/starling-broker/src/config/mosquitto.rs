@@ -56,12 +56,10 @@ const DEFAULT_PORT: u16 = 1883;
 
 /// Directives that later Starling versions implement: warned about and ignored.
 const LATER: &[&str] = &[
-    "accept_protocol_versions",
     "auth_plugin",
     "auth_plugin_deny_special_chars",
     "check_retain_source",
     "connection_messages",
-    "global_max_connections",
     "global_plugin",
     "listener_allow_anonymous",
     "listener_auto_id_prefix",
@@ -282,6 +280,15 @@ impl Parser {
                             Some((_, _, options)) => options.max_connections = value,
                             None => self.config.max_connections = value,
                         }
+                    }
+                }
+            }
+            // Mosquitto 2.1: the limit across every listener, wherever it is
+            // written (Starling's broker-wide `max_connections`).
+            "global_max_connections" => {
+                if let Some(n) = self.number(at, args).map(|n| n.max(0)) {
+                    if let Some(value) = self.check(at, values::max_connections(n)) {
+                        self.config.max_connections = value;
                     }
                 }
             }

@@ -117,6 +117,7 @@ struct ListenerTable {
     use_username_as_clientid: Option<Spanned<bool>>,
     socket_domain: Option<Spanned<String>>,
     bind_interface: Option<Spanned<String>>,
+    accept_protocol_versions: Option<Spanned<String>>,
     // With `per_listener_settings = true` only.
     allow_anonymous: Option<Spanned<bool>>,
     allow_zero_length_clientid: Option<Spanned<bool>>,
@@ -545,6 +546,10 @@ impl Builder<'_> {
             ("mount_point", table.mount_point.take()),
             ("socket_domain", table.socket_domain.take()),
             ("bind_interface", table.bind_interface.take()),
+            (
+                "accept_protocol_versions",
+                table.accept_protocol_versions.take(),
+            ),
         ];
         for (key, value) in strings {
             if let Some(value) = value {

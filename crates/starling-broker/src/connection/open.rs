@@ -162,6 +162,17 @@ impl Connection {
             let _ = Packet::ConnAck(connack).encode(version, &mut buf);
             buf
         };
+        // `accept_protocol_versions` (Mosquitto 2.1): CONNACK Unsupported
+        // Protocol Version (3.x: return code 1) for the others.
+        if let Some(versions) = &info.listener.settings.accept_protocol_versions {
+            if !versions.contains(&version) {
+                info!("Client <unknown> from {peer} refused: {version} not accepted on this listener (accept_protocol_versions).");
+                let _ = stream
+                    .write_all(&refuse(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION))
+                    .await;
+                return None;
+            }
+        }
         let mut reloads = broker.auth.subscribe_reloads();
         reloads.mark_unchanged();
         let scope = Arc::clone(broker.auth.state().scope(Some(info.listener.bind)));

@@ -9,6 +9,7 @@ use super::super::tests::Scratch;
 use super::super::StorageSettings;
 use super::*;
 use crate::storage::Durability;
+use starling_proto::ProtocolVersion;
 
 const DAY: u64 = 86_400;
 
@@ -919,4 +920,20 @@ fn connection_level_directives_of_mosquitto_2_0() {
     );
     let lines: Vec<usize> = bad.iter().map(|(line, _)| *line).collect();
     assert_eq!(lines, [2, 3, 4, 5], "{bad:#?}");
+}
+
+#[test]
+fn directives_of_mosquitto_2_1() {
+    let config = valid(
+        "global_max_connections 100\nlistener 1883 127.0.0.1\naccept_protocol_versions 4, 5\n",
+    );
+    assert_eq!(config.max_connections, Some(100));
+    assert_eq!(
+        config.listeners[0].settings.accept_protocol_versions,
+        Some(vec![ProtocolVersion::V3_1_1, ProtocolVersion::V5])
+    );
+    assert_eq!(
+        errors("listener 1883\naccept_protocol_versions 4,6\n").len(),
+        1
+    );
 }
