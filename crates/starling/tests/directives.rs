@@ -262,3 +262,24 @@ fn accept_protocol_versions_refuses_the_others() {
     let new = pub_(broker.port, &["-V", "5", "-t", "t", "-m", "x"]);
     assert_eq!(new.code, Some(0), "{new:?}");
 }
+
+/// Mosquitto 2.1's `listener_allow_anonymous` and `listener_auto_id_prefix`
+/// (2.0.11 lacks them): one listener's own, with `per_listener_settings`
+/// off and the broker's `allow_anonymous true` for the others.
+#[test]
+fn listener_allow_anonymous_and_auto_id_prefix_are_the_listeners_own() {
+    let open = free_port();
+    let broker = Broker::starling_with(&format!(
+        "listener_allow_anonymous false\nlistener {open} 127.0.0.1\nlistener_auto_id_prefix open-\n"
+    ));
+    let closed = pub_(broker.port, &["-t", "t", "-m", "x"]);
+    assert_refused(
+        &closed,
+        "Connection error: Connection Refused: not authorised.\n",
+        5,
+        broker.kind,
+    );
+    let v5 = pub_(open, &["-V", "5", "-t", "t", "-m", "x"]);
+    assert_eq!(v5.code, Some(0), "{v5:?}");
+    broker.wait_log(" as open-");
+}

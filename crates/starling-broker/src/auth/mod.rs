@@ -161,11 +161,26 @@ impl AuthState {
         let mut loader = Loader::default();
         let global = loader.scope(&config.security());
         let mut listeners = Vec::new();
-        if config.per_listener_settings {
-            for listener in &config.listeners {
-                if let Some(security) = &listener.security {
-                    listeners.push((listener.bind, loader.scope(security)));
-                }
+        for listener in &config.listeners {
+            let own = listener
+                .security
+                .as_ref()
+                .filter(|_| config.per_listener_settings);
+            let mut security = own.cloned().unwrap_or_else(|| config.security());
+            // Mosquitto 2.1's `listener_allow_anonymous` and
+            // `listener_auto_id_prefix`: this listener's, whatever
+            // `per_listener_settings` says.
+            let settings = &listener.settings;
+            let overridden =
+                settings.allow_anonymous.is_some() || settings.auto_id_prefix.is_some();
+            if let Some(allow) = settings.allow_anonymous {
+                security.allow_anonymous = allow;
+            }
+            if let Some(prefix) = &settings.auto_id_prefix {
+                security.auto_id_prefix.clone_from(prefix);
+            }
+            if own.is_some() || overridden {
+                listeners.push((listener.bind, loader.scope(&security)));
             }
         }
         if loader.report.errors.is_empty() {

@@ -142,6 +142,12 @@ pub struct ListenerSettings {
     /// clients may speak; `None`: all. Others get CONNACK Unsupported
     /// Protocol Version.
     pub accept_protocol_versions: Option<Vec<ProtocolVersion>>,
+    /// `listener_allow_anonymous` (Mosquitto 2.1): this listener's
+    /// `allow_anonymous`, whatever `per_listener_settings` says.
+    pub allow_anonymous: Option<bool>,
+    /// `listener_auto_id_prefix` (Mosquitto 2.1): this listener's
+    /// `auto_id_prefix`, whatever `per_listener_settings` says.
+    pub auto_id_prefix: Option<String>,
 }
 
 impl Default for ListenerSettings {
@@ -158,6 +164,8 @@ impl Default for ListenerSettings {
             socket_domain: None,
             bind_interface: None,
             accept_protocol_versions: None,
+            allow_anonymous: None,
+            auto_id_prefix: None,
         }
     }
 }
@@ -192,6 +200,8 @@ pub(super) const DIRECTIVES: &[&str] = &[
     "socket_domain",
     "bind_interface",
     "accept_protocol_versions",
+    "listener_allow_anonymous",
+    "listener_auto_id_prefix",
 ];
 
 /// A listener's options as written, before they are checked together.
@@ -220,6 +230,8 @@ pub(super) struct ListenerOptions {
     socket_domain: Option<SocketDomain>,
     bind_interface: Option<String>,
     accept_protocol_versions: Option<Vec<ProtocolVersion>>,
+    allow_anonymous: Option<bool>,
+    auto_id_prefix: Option<String>,
     /// Set by the syntax's own `max_connections` handling.
     pub(super) max_connections: Option<usize>,
     /// Whether any option was given (the first one's place is the syntax's).
@@ -314,6 +326,17 @@ impl ListenerOptions {
                 self.accept_protocol_versions = Some(versions);
                 None
             }),
+            "listener_allow_anonymous" => boolean(value, &mut self.allow_anonymous),
+            "listener_auto_id_prefix" => {
+                if value.contains(['+', '#', '/', '\0']) {
+                    Err(format!(
+                        "'{value}' would make client identifiers with '+', '#' or '/'"
+                    ))
+                } else {
+                    self.auto_id_prefix = Some(value.to_string());
+                    Ok(None)
+                }
+            }
             "bind_interface" => {
                 if value.is_empty() || value.len() > 15 || value.contains(char::is_whitespace) {
                     Err(format!("'{value}' is not a network interface name"))
@@ -430,6 +453,8 @@ impl ListenerOptions {
             socket_domain: self.socket_domain,
             bind_interface: self.bind_interface,
             accept_protocol_versions: self.accept_protocol_versions,
+            allow_anonymous: self.allow_anonymous,
+            auto_id_prefix: self.auto_id_prefix,
         };
         Ok((settings, warnings))
     }

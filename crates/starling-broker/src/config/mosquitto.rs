@@ -61,8 +61,6 @@ const LATER: &[&str] = &[
     "check_retain_source",
     "connection_messages",
     "global_plugin",
-    "listener_allow_anonymous",
-    "listener_auto_id_prefix",
     "log_facility",
     "log_timestamp",
     "log_timestamp_format",

@@ -118,6 +118,8 @@ struct ListenerTable {
     socket_domain: Option<Spanned<String>>,
     bind_interface: Option<Spanned<String>>,
     accept_protocol_versions: Option<Spanned<String>>,
+    listener_allow_anonymous: Option<Spanned<bool>>,
+    listener_auto_id_prefix: Option<Spanned<String>>,
     // With `per_listener_settings = true` only.
     allow_anonymous: Option<Spanned<bool>>,
     allow_zero_length_clientid: Option<Spanned<bool>>,
@@ -550,6 +552,10 @@ impl Builder<'_> {
                 "accept_protocol_versions",
                 table.accept_protocol_versions.take(),
             ),
+            (
+                "listener_auto_id_prefix",
+                table.listener_auto_id_prefix.take(),
+            ),
         ];
         for (key, value) in strings {
             if let Some(value) = value {
@@ -572,6 +578,10 @@ impl Builder<'_> {
             (
                 "use_username_as_clientid",
                 table.use_username_as_clientid.take(),
+            ),
+            (
+                "listener_allow_anonymous",
+                table.listener_allow_anonymous.take(),
             ),
         ];
         for (key, value) in flags {
