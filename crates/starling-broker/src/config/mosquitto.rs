@@ -71,7 +71,6 @@ const LATER: &[&str] = &[
     "plugin_load",
     "plugin_use",
     "user",
-    "websockets_headers_size",
     "websockets_log_level",
 ];
 
@@ -278,6 +277,23 @@ impl Parser {
                             Some((_, _, options)) => options.max_connections = value,
                             None => self.config.max_connections = value,
                         }
+                    }
+                }
+            }
+            // libwebsockets' header buffer in Mosquitto; Starling's upgrade has
+            // no such buffer to size. Checked as Mosquitto checks it.
+            "websockets_headers_size" => {
+                if let Some(n) = self.number(at, args) {
+                    if (0..=i64::from(u16::MAX)).contains(&n) {
+                        self.warn(
+                            at,
+                            "sizes libwebsockets' header buffer in Mosquitto; Starling's WebSocket \
+                             upgrade reads headers of any size up to its own bound, so there is \
+                             nothing to set"
+                                .into(),
+                        );
+                    } else {
+                        self.error(at, format!("{n} is not between 0 and 65535"));
                     }
                 }
             }

@@ -937,3 +937,11 @@ fn directives_of_mosquitto_2_1() {
         1
     );
 }
+
+#[test]
+fn websockets_headers_size_is_checked_and_said_not_to_apply() {
+    let found = warnings("websockets_headers_size 4096\n");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].1.contains("libwebsockets"), "{found:?}");
+    assert_eq!(errors("websockets_headers_size 70000\n").len(), 1);
+}
