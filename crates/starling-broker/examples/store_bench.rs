@@ -118,6 +118,7 @@ fn run(
                     retain: false,
                     properties: PublishProperties::default(),
                     expires_at: None,
+                    publisher: None,
                 },
             ));
             changes.push(Change::Enqueue(

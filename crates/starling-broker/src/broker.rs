@@ -949,6 +949,27 @@ impl Broker {
         }
     }
 
+    /// `check_retain_source`: whether a retained message's publisher may
+    /// still publish to its topic under the ACL in force now (its listener's
+    /// scope); if not, the message is not sent to a new subscriber, as in
+    /// Mosquitto. A message with no publisher (a will, `$SYS`, or one kept
+    /// from before the setting) is sent.
+    pub fn retain_source_may_publish(&self, message: &Message) -> bool {
+        if !self.config.check_retain_source {
+            return true;
+        }
+        let Some(publisher) = &message.publisher else {
+            return true;
+        };
+        let state = self.auth.state();
+        let scope = state.scope(Some(publisher.listener));
+        let client = crate::auth::acl::Client {
+            client_id: &publisher.client_id,
+            username: publisher.username.as_deref(),
+        };
+        scope.may_publish(&client, &message.topic)
+    }
+
     /// The retained messages `filter` matches.
     pub fn retained_for(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
         self.retained.read().matching(filter, now)
@@ -1131,6 +1152,7 @@ fn will_from_store(will: StoredWill, now: Instant) -> Message {
         retain: will.retain,
         properties: will.properties.into(),
         origin: None,
+        publisher: None,
         stored_id: Default::default(),
     }
 }

@@ -15,6 +15,18 @@ use crate::storage::MessageId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 
+/// Who published a retained message, kept with it for `check_retain_source`
+/// (whose ACL check needs the publisher's client id, user name and listener).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    /// The client identifier.
+    pub client_id: String,
+    /// The user name, `None` for an anonymous client.
+    pub username: Option<String>,
+    /// The bound address of the listener it came in on (its security scope).
+    pub listener: std::net::SocketAddr,
+}
+
 /// An application message as the broker keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -35,6 +47,9 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// The session that published it; `None` for wills and `$SYS`.
     pub origin: Option<SessionId>,
+    /// Its publisher, for a retained message when `check_retain_source` is
+    /// on; `None` otherwise (and for wills and `$SYS`).
+    pub publisher: Option<Arc<Publisher>>,
     /// Its id in the store, given by the store's writer the first time a
     /// persistent session or the retained store keeps it.
     pub stored_id: OnceLock<MessageId>,
@@ -60,6 +75,7 @@ impl Message {
             properties,
             expires_at,
             origin,
+            publisher: None,
             stored_id: OnceLock::new(),
         }
     }

@@ -201,6 +201,7 @@ mod tests {
             properties: Default::default(),
             expires_at: None,
             origin: None,
+            publisher: None,
             stored_id: Default::default(),
         })
     }

@@ -206,6 +206,7 @@ fn publish_all(broker: &Broker, loads: &[Load; 6]) {
             properties: Props::none(),
             expires_at: None::<Instant>,
             origin: None,
+            publisher: None,
             stored_id: Default::default(),
         }));
     }

@@ -24,7 +24,9 @@ use starling_broker::auth::password::PasswordHash;
 use starling_broker::config::{Listener, Security};
 use starling_broker::stats::Stats;
 use starling_broker::{Broker, Config};
-use starling_proto::{ConnAck, Connect, MqttString, ProtocolVersion, QoS, ReasonCode, Will};
+use starling_proto::{
+    ConnAck, Connect, MqttString, Packet, ProtocolVersion, QoS, ReasonCode, Will,
+};
 use tokio::net::TcpListener;
 
 /// No slow-down, for the tests that fail logins on purpose.
@@ -898,4 +900,44 @@ async fn per_listener_settings_give_each_listener_its_own_security() {
         "listener a has no password file"
     );
     let _ = stop.send(());
+}
+
+/// mosquitto.conf(5) `check_retain_source`: a retained message goes to a new
+/// subscriber only while its publisher may still publish to its topic (here
+/// after a reload takes alice's write access away). Off, it goes.
+#[tokio::test]
+async fn check_retain_source_withholds_retained_messages_of_publishers_who_lost_access() {
+    for check in [true, false] {
+        let files = Files::new(&format!("retain-source-{check}"));
+        let pw = files.write("passwd", &entry("alice", "pw"));
+        let acl = files.write(
+            "acl",
+            "topic read news/#\nuser alice\ntopic readwrite news/#\n",
+        );
+        let cfg = Config {
+            check_retain_source: check,
+            ..config(true, Some(&pw), Some(&acl))
+        };
+        let broker = TestBroker::with_config(cfg.clone()).await;
+        let mut alice = logged_in(&broker, V5, "alice-pub", Some("alice"), Some("pw")).await;
+        alice
+            .send(Packet::Publish(retained(
+                "news/1",
+                "scoop",
+                QoS::AtLeastOnce,
+                1,
+            )))
+            .await;
+        assert!(matches!(alice.recv().await, Some(Packet::PubAck(_))));
+        fs::write(&acl, "topic read news/#\nuser alice\ntopic read news/#\n").unwrap();
+        broker.broker.reload(&cfg).expect("reload");
+        let mut reader = logged_in(&broker, V5, "reader", None, None).await;
+        reader.subscribe(1, "news/#", QoS::AtLeastOnce).await;
+        if check {
+            reader.expect_nothing(QUIET).await;
+        } else {
+            assert_eq!(&reader.expect_publish().await.payload[..], b"scoop");
+        }
+        broker.stop().await;
+    }
 }

@@ -41,6 +41,7 @@ fn message(topic: &'static str, payload: &'static [u8]) -> StoredMessage {
         retain: false,
         properties: PublishProperties::default(),
         expires_at: None,
+        publisher: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn rich_message() -> StoredMessage {
             ..PublishProperties::default()
         },
         expires_at: Some(t0() + Duration::from_secs(86_400)),
+        publisher: None,
     }
 }
 

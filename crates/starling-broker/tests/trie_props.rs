@@ -104,6 +104,7 @@ fn retained_message(topic: &str) -> Arc<Message> {
         properties: Default::default(),
         expires_at: None,
         origin: None,
+        publisher: None,
         stored_id: Default::default(),
     })
 }

@@ -181,6 +181,10 @@ pub struct Config {
     /// default is true (Mosquitto's false): it batches its own writes, so
     /// Nagle's algorithm only adds latency.
     pub set_tcp_nodelay: bool,
+    /// `check_retain_source`: a retained message is sent to a new subscriber
+    /// only if its publisher may still publish to its topic (the ACL in force
+    /// when it is sent), as in Mosquitto.
+    pub check_retain_source: bool,
 
     /// How long a 3.x persistent session (or a v5 one with an expiry of 0xFFFFFFFF)
     /// outlives its connection; `None` is forever.
@@ -276,6 +280,7 @@ impl Default for Config {
             login_delay: crate::auth::limiter::LoginDelay::default(),
             clientid_prefixes: None,
             set_tcp_nodelay: true,
+            check_retain_source: false,
             persistent_client_expiration: None,
             upgrade_outgoing_qos: false,
             sys_interval: Some(Duration::from_secs(10)),

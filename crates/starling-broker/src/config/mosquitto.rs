@@ -58,7 +58,6 @@ const DEFAULT_PORT: u16 = 1883;
 const LATER: &[&str] = &[
     "auth_plugin",
     "auth_plugin_deny_special_chars",
-    "check_retain_source",
     "connection_messages",
     "global_plugin",
     "log_facility",
@@ -399,6 +398,11 @@ impl Parser {
                         "deprecated in Mosquitto 2.0 (use an ACL or a plugin); still applied"
                             .into(),
                     );
+                }
+            }
+            "check_retain_source" => {
+                if let Some(value) = self.boolean(at, args) {
+                    self.config.check_retain_source = value;
                 }
             }
             "set_tcp_nodelay" => {

@@ -72,6 +72,7 @@ struct File {
     persistent_client_expiration: Option<Spanned<Value>>,
     upgrade_outgoing_qos: Option<bool>,
     set_tcp_nodelay: Option<bool>,
+    check_retain_source: Option<bool>,
     clientid_prefixes: Option<String>,
     sys_interval: Option<Spanned<i64>>,
     connect_timeout: Option<Spanned<i64>>,
@@ -221,6 +222,7 @@ impl Builder<'_> {
             (file.retain_available, &mut c.retain_available),
             (file.upgrade_outgoing_qos, &mut c.upgrade_outgoing_qos),
             (file.set_tcp_nodelay, &mut c.set_tcp_nodelay),
+            (file.check_retain_source, &mut c.check_retain_source),
         ];
         for (value, field) in flags {
             if let Some(value) = value {
@@ -850,6 +852,7 @@ sync_interval = 250
             login_delay: Default::default(),
             clientid_prefixes: None,
             set_tcp_nodelay: true,
+            check_retain_source: false,
             persistent_client_expiration: Some(Duration::from_secs(14 * 86_400)),
             upgrade_outgoing_qos: true,
             sys_interval: Some(Duration::from_secs(30)),

@@ -959,6 +959,7 @@ fn will_message(will: Will, broker: &Broker) -> Message {
             .map(|secs| now + Duration::from_secs(u64::from(secs))),
         properties: properties.into(),
         origin: None,
+        publisher: None,
         stored_id: Default::default(),
     }
 }

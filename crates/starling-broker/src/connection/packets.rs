@@ -342,7 +342,14 @@ impl Connection {
 
     /// Routes a client's message; returns the v5 reason for its acknowledgement.
     fn route(&mut self, publish: Publish, now: Instant) -> ReasonCode {
-        let message = Message::from_publish(publish, Some(self.session.id), now);
+        let mut message = Message::from_publish(publish, Some(self.session.id), now);
+        if message.retain && self.broker.config.check_retain_source {
+            message.publisher = Some(Arc::new(crate::message::Publisher {
+                client_id: self.session.client_id.as_str().to_owned(),
+                username: self.username.clone(),
+                listener: self.listener.bind,
+            }));
+        }
         let delivered = self.broker.publish(Arc::new(message));
         if delivered == 0 {
             ReasonCode::NO_MATCHING_SUBSCRIBERS
@@ -404,6 +411,9 @@ impl Connection {
                 };
             if send_retained {
                 for message in self.broker.retained_for(&filter, now) {
+                    if !self.broker.retain_source_may_publish(&message) {
+                        continue;
+                    }
                     // [MQTT-3.3.1-9]: sent because of a new subscription, RETAIN is 1.
                     let qos = self.broker.outgoing_qos(message.qos, granted);
                     retained.push(Delivery {

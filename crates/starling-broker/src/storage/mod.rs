@@ -93,6 +93,9 @@ pub struct StoredMessage {
     pub properties: PublishProperties,
     /// When its Message Expiry Interval runs out; `None` never.
     pub expires_at: Option<SystemTime>,
+    /// Who published it, for a retained message kept for
+    /// `check_retain_source`.
+    pub publisher: Option<crate::message::Publisher>,
 }
 
 impl StoredMessage {
@@ -335,6 +338,7 @@ pub(crate) mod tests {
             retain: false,
             properties: PublishProperties::default(),
             expires_at,
+            publisher: None,
         }
     }
 

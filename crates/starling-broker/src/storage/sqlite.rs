@@ -13,9 +13,12 @@
 //! Times are stored as milliseconds since the Unix epoch, durations as
 //! milliseconds.
 //!
-//! Schema (version 1; `schema_version` holds it):
+//! Schema (version 2; `schema_version` holds it; a version 1 store is
+//! brought to 2 when opened):
 //! ```text
-//! messages       id PK, topic, payload, qos, retain, properties (blob.rs), expires_at
+//! messages       id PK, topic, payload, qos, retain, properties (blob.rs), expires_at,
+//!                source_client_id, source_username, source_listener (v2: a retained
+//!                message's publisher, for check_retain_source)
 //! retained       topic PK, message_id
 //! sessions       client_id PK, expiry (NULL: never), disconnected_at,
 //!                will_topic, will_payload, will_qos, will_retain, will_properties, will_delay
@@ -49,7 +52,15 @@ use super::{
 use crate::router::Subscription;
 use crate::session::OutboundState;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// From version 1 to 2: the publisher of a retained message.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE messages ADD COLUMN source_client_id TEXT;
+ALTER TABLE messages ADD COLUMN source_username TEXT;
+ALTER TABLE messages ADD COLUMN source_listener TEXT;
+UPDATE schema_version SET version = 2;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -60,7 +71,10 @@ CREATE TABLE messages (
     qos INTEGER NOT NULL,
     retain INTEGER NOT NULL,
     properties BLOB NOT NULL,
-    expires_at INTEGER
+    expires_at INTEGER,
+    source_client_id TEXT,
+    source_username TEXT,
+    source_listener TEXT
 );
 CREATE TABLE retained (
     topic TEXT PRIMARY KEY,
@@ -123,6 +137,20 @@ const COLLECT: &str = "DELETE FROM messages WHERE id = ?1
     AND NOT EXISTS (SELECT 1 FROM inflight WHERE message_id = ?1)
     AND NOT EXISTS (SELECT 1 FROM retained WHERE message_id = ?1)";
 
+/// A retained message's publisher from its columns; `None` without a client
+/// id or with a listener address that does not parse.
+fn publisher(
+    client_id: Option<String>,
+    username: Option<String>,
+    listener: Option<String>,
+) -> Option<crate::message::Publisher> {
+    Some(crate::message::Publisher {
+        client_id: client_id?,
+        username,
+        listener: listener?.parse().ok()?,
+    })
+}
+
 /// The SQLite engine.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -177,9 +205,13 @@ impl SqliteStore {
                     [SCHEMA_VERSION],
                 )?;
             }
-            let version = tx
+            let mut version = tx
                 .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
                 .optional();
+            if matches!(version, Ok(Some(1))) {
+                tx.execute_batch(MIGRATE_1_TO_2)?;
+                version = Ok(Some(2));
+            }
             tx.commit()?;
             match version {
                 Ok(version) => Ok(Ok(version)),
@@ -344,8 +376,9 @@ fn write(
         Change::PutMessage(id, m) => {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO messages
-                 (id, topic, payload, qos, retain, properties, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (id, topic, payload, qos, retain, properties, expires_at,
+                  source_client_id, source_username, source_listener)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 id.0 as i64,
@@ -355,6 +388,9 @@ fn write(
                 m.retain,
                 blob::encode_properties(&m.properties),
                 m.expires_at.map(millis),
+                m.publisher.as_ref().map(|p| p.client_id.as_str()),
+                m.publisher.as_ref().and_then(|p| p.username.as_deref()),
+                m.publisher.as_ref().map(|p| p.listener.to_string()),
             ])?;
             // Not a candidate for collection: the change that refers to it
             // follows in the same batch (`Change::PutMessage`), and checking
@@ -598,7 +634,9 @@ impl From<rusqlite::Error> for ReadError {
 fn read(tx: &Transaction<'_>) -> Result<Snapshot, ReadError> {
     let mut snapshot = Snapshot::default();
     let mut stmt = tx.prepare(
-        "SELECT id, topic, payload, qos, retain, properties, expires_at FROM messages ORDER BY id",
+        "SELECT id, topic, payload, qos, retain, properties, expires_at,
+                source_client_id, source_username, source_listener
+         FROM messages ORDER BY id",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
@@ -611,6 +649,7 @@ fn read(tx: &Transaction<'_>) -> Result<Snapshot, ReadError> {
             properties: blob::decode_properties(&r.get::<_, Vec<u8>>(5)?)
                 .map_err(|e| ReadError::Invalid(format!("message {}: {e}", id.0)))?,
             expires_at: r.get::<_, Option<i64>>(6)?.map(time),
+            publisher: publisher(r.get(7)?, r.get(8)?, r.get(9)?),
         };
         snapshot.next_message_id = MessageId(id.0 + 1);
         snapshot.messages.push((id, message));
@@ -866,6 +905,65 @@ mod tests {
             matches!(err, StoreError::Version { found: 99, .. }),
             "{err}"
         );
+    }
+
+    /// A version 1 store (before the publisher columns) is brought to
+    /// version 2 when opened, its messages kept; a retained message's
+    /// publisher then survives a restart.
+    #[test]
+    fn a_version_1_store_is_migrated_and_publishers_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v1 = SCHEMA.replace(
+                "expires_at INTEGER,\n    source_client_id TEXT,\n    source_username TEXT,\n    source_listener TEXT\n",
+                "expires_at INTEGER\n",
+            );
+            assert_ne!(v1, SCHEMA, "the version 1 messages table");
+            conn.execute_batch(&v1).unwrap();
+            conn.execute("INSERT INTO schema_version (version) VALUES (1)", [])
+                .unwrap();
+            conn.execute(
+                "INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at)
+                 VALUES (1, 'old/topic', x'6869', 1, 1, x'', NULL)",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO retained (topic, message_id) VALUES ('old/topic', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, Durability::Sync).unwrap();
+        let publisher = crate::message::Publisher {
+            client_id: "sensor-1".into(),
+            username: Some("alice".into()),
+            listener: "127.0.0.1:1883".parse().unwrap(),
+        };
+        let mut kept = message("new/topic", None);
+        kept.publisher = Some(publisher.clone());
+        store
+            .apply(&[
+                Change::PutMessage(MessageId(2), kept),
+                Change::PutRetained(TopicName::from_static("new/topic"), MessageId(2)),
+            ])
+            .unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path, Durability::Sync).unwrap();
+        let version: i64 = store
+            .conn
+            .lock()
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let snapshot = store.load(SystemTime::now()).unwrap();
+        let by_id: BTreeMap<u64, &StoredMessage> =
+            snapshot.messages.iter().map(|(id, m)| (id.0, m)).collect();
+        assert_eq!(by_id[&1].topic.as_str(), "old/topic");
+        assert_eq!(by_id[&1].publisher, None);
+        assert_eq!(by_id[&2].publisher, Some(publisher));
     }
 
     #[test]

@@ -620,6 +620,7 @@ impl Clock {
             retain: m.retain,
             properties: (*m.properties).clone(),
             expires_at: m.expires_at.map(|at| self.to_system(at)),
+            publisher: m.publisher.as_deref().cloned(),
         }
     }
 
@@ -635,6 +636,7 @@ impl Clock {
             properties: m.properties.into(),
             expires_at: m.expires_at.map(|at| self.to_instant(at)),
             origin: None,
+            publisher: m.publisher.map(Arc::new),
             stored_id,
         }
     }
@@ -657,6 +659,7 @@ mod tests {
             properties: Default::default(),
             expires_at: None,
             origin: None,
+            publisher: None,
             stored_id: Default::default(),
         })
     }

@@ -135,6 +135,7 @@ fn sample_with_every_directive() {
         login_delay: Default::default(),
         clientid_prefixes: None,
         set_tcp_nodelay: true,
+        check_retain_source: false,
         persistent_client_expiration: Some(Duration::from_secs(14 * DAY)),
         upgrade_outgoing_qos: true,
         sys_interval: Some(Duration::from_secs(30)),
@@ -944,4 +945,10 @@ fn websockets_headers_size_is_checked_and_said_not_to_apply() {
     assert_eq!(found.len(), 1);
     assert!(found[0].1.contains("libwebsockets"), "{found:?}");
     assert_eq!(errors("websockets_headers_size 70000\n").len(), 1);
+}
+
+#[test]
+fn check_retain_source_is_read() {
+    assert!(valid("check_retain_source true\n").check_retain_source);
+    assert!(!valid("check_retain_source false\n").check_retain_source);
 }
