@@ -1,6 +1,8 @@
 //! `starling broker`: loads the configuration, binds the listeners and serves
 //! until SIGINT or SIGTERM. SIGHUP reloads the password and ACL files (and
-//! the TLS certificates), as Mosquitto's reload signal does.
+//! the TLS certificates) and the log's timestamp and connection messages, as
+//! Mosquitto's reload signal does. Started as root, it runs as `user` once
+//! its listeners are bound and its store is open, then writes `pid_file`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -214,6 +216,15 @@ async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Re
         info!("Persistence off: sessions and retained messages are kept in memory only.");
         Broker::with_auth(config, auth)
     };
+    // As Mosquitto 2.0 does, started as root the broker runs as `user`
+    // (`mosquitto` by default); unlike it, only once the listeners are bound
+    // (ports below 1024 work) and the store is open (the default store
+    // directory is root's own). Then the pid file, written as that user.
+    let privileges = crate::process::drop_privileges(&broker.config.process)?;
+    let _pid_file = match &broker.config.process.pid_file {
+        Some(path) => Some(crate::process::PidFile::write(path, &privileges)?),
+        None => None,
+    };
     #[cfg(unix)]
     tokio::spawn(reload_on_hangup(
         Arc::clone(&broker),
@@ -307,6 +318,7 @@ fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool, data_dir
         },
     };
     apply_args(&mut config, verbose, data_dir);
+    crate::logging::set_style(&config.logging);
     match broker.reload(&config) {
         Ok(reloaded) => {
             for problem in &reloaded.warnings {
@@ -315,7 +327,8 @@ fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool, data_dir
             if reloaded.restart_needed {
                 warn!(
                     "Warning: only password_file, acl_file, allow_anonymous, \
-                     allow_zero_length_clientid, auto_id_prefix and per_listener_settings \
+                     allow_zero_length_clientid, auto_id_prefix, per_listener_settings, \
+                     log_timestamp, log_timestamp_format and connection_messages \
                      are reloaded (and the TLS listeners' certificate files); the other \
                      changes take effect at the next start."
                 );

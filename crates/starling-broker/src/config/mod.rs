@@ -96,6 +96,13 @@ pub struct Logging {
     pub destinations: Vec<String>,
     /// Log every packet in and out (`-v` on the command line).
     pub packets: bool,
+    /// Start each line with a timestamp (`log_timestamp`; reloaded).
+    pub timestamp: bool,
+    /// The timestamp as `strftime` writes it in local time
+    /// (`log_timestamp_format`); `None`: seconds since the Unix epoch. Reloaded.
+    pub timestamp_format: Option<String>,
+    /// Log clients connecting and disconnecting (`connection_messages`; reloaded).
+    pub connection_messages: bool,
 }
 
 impl Default for Logging {
@@ -109,6 +116,9 @@ impl Default for Logging {
             ],
             destinations: vec!["stderr".into()],
             packets: false,
+            timestamp: true,
+            timestamp_format: None,
+            connection_messages: true,
         }
     }
 }
@@ -185,6 +195,26 @@ pub struct Config {
     /// Durable storage: `persistence`, `persistence_location`,
     /// `persistence_sync` (mosquitto.conf) or `[storage]` (TOML).
     pub storage: StorageSettings,
+    /// The process: `user` and `pid_file` (neither reloaded).
+    pub process: ProcessSettings,
+}
+
+/// What the broker does as a process once its listeners are bound and its
+/// store is open: the user it runs as and the file holding its pid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSettings {
+    /// `user`: when started as root, the user to run as (and its primary
+    /// group). `None`: Mosquitto's default, `mosquitto` (`nobody` if there is
+    /// no such user); `root` keeps root. No effect when not started as root.
+    pub user: Option<String>,
+    /// `pid_file`: written with the broker's pid once it runs (as the user
+    /// it runs as), removed when it exits.
+    pub pid_file: Option<PathBuf>,
+}
+
+impl ProcessSettings {
+    /// The user a broker started as root runs as: `user`, else `mosquitto`.
+    pub const DEFAULT_USER: &'static str = "mosquitto";
 }
 
 /// Where and how the broker keeps what must survive a restart (issue 6).
@@ -270,6 +300,7 @@ impl Default for Config {
             sys_interval: Some(Duration::from_secs(10)),
             logging: Logging::default(),
             storage: StorageSettings::default(),
+            process: ProcessSettings::default(),
         }
     }
 }

@@ -63,20 +63,15 @@ const LATER: &[&str] = &[
     "bind_interface",
     "check_retain_source",
     "clientid_prefixes",
-    "connection_messages",
     "global_max_connections",
     "global_plugin",
     "listener_allow_anonymous",
     "listener_auto_id_prefix",
-    "log_facility",
-    "log_timestamp",
-    "log_timestamp_format",
     "max_inflight_bytes",
     "max_qos",
     "maximum_qos",
     "memory_limit",
     "mount_point",
-    "pid_file",
     "plugin",
     "plugin_load",
     "plugin_use",
@@ -84,9 +79,7 @@ const LATER: &[&str] = &[
     "set_tcp_nodelay",
     "socket_domain",
     "use_username_as_clientid",
-    "user",
     "websockets_headers_size",
-    "websockets_log_level",
 ];
 
 /// Plugin option families, `auth_opt_<name>` and `plugin_opt_<name>`.
@@ -425,6 +418,13 @@ impl Parser {
                         .into(),
                 );
             }
+            "log_timestamp"
+            | "log_timestamp_format"
+            | "log_facility"
+            | "connection_messages"
+            | "websockets_log_level"
+            | "pid_file"
+            | "user" => self.process_or_log(at, rest, args),
             "log_type" => self.log_type(at, args),
             "log_dest" => self.log_dest(at, rest, args),
             "include_dir" => self.include_dir(at, rest, level),
@@ -644,6 +644,69 @@ impl Parser {
             .listeners
             .extend(addrs.iter().map(|&bind| Listener::new(bind)));
         self.listener_lines.push((place, addrs));
+    }
+
+    /// The process's and the log's own settings: `user`, `pid_file`,
+    /// `log_timestamp`, `log_timestamp_format`, `connection_messages`, and
+    /// `log_facility` and `websockets_log_level`, which are checked and
+    /// explained (they change nothing in Starling).
+    fn process_or_log(&mut self, at: At<'_>, rest: &str, args: &[&str]) {
+        let logging = &self.config.logging;
+        let process = &self.config.process;
+        // Mosquitto refuses these strings given twice.
+        let given = match at.directive {
+            "user" => process.user.is_some(),
+            "pid_file" => process.pid_file.is_some(),
+            "log_timestamp_format" => logging.timestamp_format.is_some(),
+            _ => false,
+        };
+        if given {
+            return self.error(at, "given more than once".into());
+        }
+        match at.directive {
+            "log_timestamp" => {
+                if let Some(value) = self.boolean(at, args) {
+                    self.config.logging.timestamp = value;
+                }
+            }
+            "connection_messages" => {
+                if let Some(value) = self.boolean(at, args) {
+                    self.config.logging.connection_messages = value;
+                }
+            }
+            // The rest of the line, spaces and all, as Mosquitto reads them.
+            "log_timestamp_format" => {
+                if let Some(format) = self.check(at, values::log_timestamp_format(rest)) {
+                    self.config.logging.timestamp_format = Some(format);
+                }
+            }
+            "pid_file" => {
+                if let Some(path) = self.check(at, values::pid_file(rest)) {
+                    self.config.process.pid_file = Some(path);
+                }
+            }
+            "user" => {
+                if let Some(user) = self.check(at, values::user(rest)) {
+                    self.config.process.user = Some(user);
+                }
+            }
+            "log_facility" => {
+                if self
+                    .checked(at, args, false, values::log_facility)
+                    .is_some()
+                {
+                    self.warn(at, values::LOG_FACILITY_UNUSED.into());
+                }
+            }
+            _ => {
+                if self
+                    .checked(at, args, false, values::websockets_log_level)
+                    .is_some()
+                {
+                    self.warn(at, values::WEBSOCKETS_LOG_LEVEL_UNUSED.into());
+                }
+            }
+        }
     }
 
     fn log_type(&mut self, at: At<'_>, args: &[&str]) {
