@@ -326,11 +326,9 @@ fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool, data_dir
             }
             if reloaded.restart_needed {
                 warn!(
-                    "Warning: only password_file, acl_file, allow_anonymous, \
-                     allow_zero_length_clientid, auto_id_prefix, per_listener_settings, \
-                     log_timestamp, log_timestamp_format and connection_messages \
-                     are reloaded (and the TLS listeners' certificate files); the other \
-                     changes take effect at the next start."
+                    "Warning: only {} are reloaded (and the TLS listeners' certificate \
+                     files); the other changes take effect at the next start.",
+                    config::RELOADED.join(", ")
                 );
             }
         }

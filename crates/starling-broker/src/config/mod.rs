@@ -10,6 +10,8 @@ use std::time::Duration;
 
 pub mod listener;
 pub mod mosquitto;
+#[cfg(test)]
+mod reference;
 mod security;
 pub mod toml;
 mod values;
@@ -30,6 +32,23 @@ pub fn load(path: &Path) -> Result<(Config, ConfigReport), ConfigReport> {
         mosquitto::parse_mosquitto(path)
     }
 }
+
+/// The mosquitto.conf directives (and their TOML keys) a reload signal
+/// (SIGHUP) applies; the others take effect at the next start. The TLS
+/// listeners' certificate files are read again too, from the paths in force.
+/// `docs/configuration.md` says the same, checked by a test.
+pub const RELOADED: &[&str] = &[
+    "password_file",
+    "acl_file",
+    "psk_file",
+    "allow_anonymous",
+    "allow_zero_length_clientid",
+    "auto_id_prefix",
+    "per_listener_settings",
+    "log_timestamp",
+    "log_timestamp_format",
+    "connection_messages",
+];
 
 /// One listening socket.
 #[derive(Debug, Clone, PartialEq, Eq)]

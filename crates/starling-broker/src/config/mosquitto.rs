@@ -960,5 +960,14 @@ fn mosquitto_order(a: &Path, b: &Path) -> Ordering {
     key(a).cmp(&key(b))
 }
 
+/// The directive lists, for the configuration reference's test.
+#[cfg(test)]
+pub(super) mod lists {
+    pub(in crate::config) const BRIDGE: &[&str] = super::BRIDGE;
+    pub(in crate::config) const LATER: &[&str] = super::LATER;
+    pub(in crate::config) const LATER_PREFIXES: &[&str] = super::LATER_PREFIXES;
+    pub(in crate::config) const OBSOLETE: &[&str] = super::OBSOLETE;
+}
+
 #[cfg(test)]
 mod tests;
