@@ -439,7 +439,7 @@ fn connection_messages_and_log_timestamp_are_reloaded_on_sighup() {
         broker.wait_for_log("New client connected");
         scratch.write(
             &format!("{kind}.conf"),
-            &format!(
+            format!(
                 "{}connection_messages false\nlog_timestamp false\n",
                 listener(port)
             ),
