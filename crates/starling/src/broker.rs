@@ -221,6 +221,9 @@ async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Re
     // (ports below 1024 work) and the store is open (the default store
     // directory is root's own). Then the pid file, written as that user.
     let privileges = crate::process::drop_privileges(&broker.config.process)?;
+    if let crate::process::Privileges::Dropped(account) = &privileges {
+        crate::process::warn_unreadable(&broker.config, args.config.as_deref(), account);
+    }
     let _pid_file = match &broker.config.process.pid_file {
         Some(path) => Some(crate::process::PidFile::write(path, &privileges)?),
         None => None,

@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use starling_broker::config::ProcessSettings;
+use starling_broker::config::{Config, ProcessSettings};
 use tracing::{info, warn};
 
 /// A user's name and ids, from the system's user database.
@@ -134,6 +134,55 @@ pub(crate) fn drop_privileges(settings: &ProcessSettings) -> anyhow::Result<Priv
         account.name, account.uid, account.gid
     );
     Ok(Privileges::Dropped(account))
+}
+
+/// After a drop to `account`: a warning for each file that a reload reads
+/// again (the configuration, password, ACL and PSK files, the TLS listeners'
+/// files) and that `account` may not read. The broker read them as root at
+/// the start; Mosquitto, which reads them after its drop, would not start.
+pub(crate) fn warn_unreadable(config: &Config, config_file: Option<&Path>, account: &Account) {
+    let mut named: Vec<&Option<PathBuf>> =
+        vec![&config.password_file, &config.acl_file, &config.psk_file];
+    for listener in &config.listeners {
+        if let Some(security) = &listener.security {
+            named.extend([
+                &security.password_file,
+                &security.acl_file,
+                &security.psk_file,
+            ]);
+        }
+        if let Some(tls) = &listener.settings.tls {
+            named.extend([
+                &tls.certfile,
+                &tls.keyfile,
+                &tls.cafile,
+                &tls.capath,
+                &tls.crlfile,
+                &tls.dhparamfile,
+            ]);
+        }
+    }
+    let mut files: Vec<&Path> = config_file.into_iter().collect();
+    files.extend(named.into_iter().filter_map(|path| path.as_deref()));
+    files.sort();
+    files.dedup();
+    for path in files {
+        let readable = if path.is_dir() {
+            fs::read_dir(path).map(drop)
+        } else {
+            fs::File::open(path).map(drop)
+        };
+        if let Err(e) = readable {
+            if e.kind() == io::ErrorKind::PermissionDenied {
+                warn!(
+                    "Warning: user '{}' cannot read {} ({e}): a reload (SIGHUP) will keep what \
+                     was read at the start. Make it readable by that user, or set `user root`.",
+                    account.name,
+                    path.display()
+                );
+            }
+        }
+    }
 }
 
 /// The pid file: holds the broker's pid (as Mosquitto writes it: the number,
