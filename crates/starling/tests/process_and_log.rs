@@ -130,19 +130,27 @@ impl Running {
         }
     }
 
-    /// `Uid:` and `Gid:` of /proc/PID/status (real, effective, saved, fs).
+    /// `Uid:` and `Gid:` of /proc/PID/status (real, effective, saved, fs),
+    /// the same in every thread of the process (checked).
     fn ids(&self) -> (String, String) {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
+        let ids_of = |status: &str| {
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            (field("Uid:"), field("Gid:"))
         };
-        (field("Uid:"), field("Gid:"))
+        let process = ids_of(&fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap());
+        for task in fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap() {
+            let status = fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+            assert_eq!(ids_of(&status), process, "{}: a thread's ids", self.kind);
+        }
+        process
     }
 }
 
@@ -270,9 +278,13 @@ fn user_runs_the_broker_as_that_user_and_its_group() {
             let line = user.map_or(String::new(), |u| format!("user {u}\n"));
             let conf = format!("{}{line}", listener(port));
             let broker = Running::start(kind, &scratch, &conf, port);
-            // The drop comes after the bind: wait until the log says it ran.
+            // The drop comes after the bind: a client served is after it.
             one_client(port);
             seen.push(broker.ids());
+            if root() && user == Some("root") {
+                let log = broker.log();
+                assert!(log.contains("should not be run as root"), "{kind}:\n{log}");
+            }
         }
         if !root() {
             // Not started as root: `user` has no effect, in both.
