@@ -95,25 +95,9 @@ pub(crate) fn drop_privileges(settings: &ProcessSettings) -> anyhow::Result<Priv
         warn!("Warning: Starling should not be run as root/administrator.");
         return Ok(Privileges::Root);
     }
-    let lookup = |name: &str| {
+    let account = account_for(name, |name| {
         lookup(name).with_context(|| format!("cannot look up the user '{name}' (user)"))
-    };
-    let account = match lookup(name)? {
-        Some(account) => account,
-        None if name == ProcessSettings::DEFAULT_USER => {
-            warn!(
-                "Warning: Unable to drop privileges to '{name}' because this user does not \
-                 exist. Trying 'nobody' instead."
-            );
-            match lookup("nobody")? {
-                Some(account) => account,
-                None => bail!("Unable to drop privileges to 'nobody'."),
-            }
-        }
-        None => {
-            bail!("Unable to drop privileges to '{name}' because this user does not exist (user).")
-        }
-    };
+    })?;
     let c_name = CString::new(account.name.as_str()).context("a user name holds a NUL")?;
     // SAFETY: `c_name` is a NUL-terminated string that outlives the call.
     if unsafe { libc::initgroups(c_name.as_ptr(), account.gid) } == -1 {
@@ -181,6 +165,31 @@ pub(crate) fn warn_unreadable(config: &Config, config_file: Option<&Path>, accou
                     path.display()
                 );
             }
+        }
+    }
+}
+
+/// The account `name` names, as Mosquitto picks it: a `mosquitto` that
+/// does not exist falls back to `nobody` (with a warning); any other missing
+/// user is an error.
+fn account_for(
+    name: &str,
+    lookup: impl Fn(&str) -> anyhow::Result<Option<Account>>,
+) -> anyhow::Result<Account> {
+    match lookup(name)? {
+        Some(account) => Ok(account),
+        None if name == ProcessSettings::DEFAULT_USER => {
+            warn!(
+                "Warning: Unable to drop privileges to '{name}' because this user does not \
+                 exist. Trying 'nobody' instead."
+            );
+            match lookup("nobody")? {
+                Some(account) => Ok(account),
+                None => bail!("Unable to drop privileges to 'nobody'."),
+            }
+        }
+        None => {
+            bail!("Unable to drop privileges to '{name}' because this user does not exist (user).")
         }
     }
 }
@@ -256,6 +265,37 @@ mod tests {
         // An empty result is Mosquitto's "Time error".
         let empty = CString::new("").unwrap();
         assert_eq!(strftime(&empty, 0), "Time error");
+    }
+
+    /// Mosquitto's `drop_privileges`: only `mosquitto` falls back to `nobody`.
+    #[test]
+    fn a_missing_mosquitto_user_falls_back_to_nobody_and_no_other() {
+        let only_nobody = |name: &str| {
+            Ok((name == "nobody").then(|| Account {
+                name: name.to_string(),
+                uid: 65534,
+                gid: 65534,
+            }))
+        };
+        let account = account_for("mosquitto", only_nobody).unwrap();
+        assert_eq!((account.name.as_str(), account.uid), ("nobody", 65534));
+        let error = account_for("broker", only_nobody).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Unable to drop privileges to 'broker' because this user does not exist (user)."
+        );
+        let no_one = |_: &str| Ok(None);
+        let error = account_for("mosquitto", no_one).unwrap_err();
+        assert_eq!(error.to_string(), "Unable to drop privileges to 'nobody'.");
+        let present = account_for("broker", |name: &str| {
+            Ok(Some(Account {
+                name: name.to_string(),
+                uid: 7,
+                gid: 8,
+            }))
+        })
+        .unwrap();
+        assert_eq!((present.uid, present.gid), (7, 8));
     }
 
     #[test]

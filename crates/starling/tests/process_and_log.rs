@@ -515,3 +515,65 @@ fn log_facility_and_websockets_log_level_say_why_they_change_nothing() {
     );
     Running::start(BrokerKind::Mosquitto, &scratch, &conf, port);
 }
+
+/// The same settings in starling.toml do the same.
+#[test]
+fn the_toml_keys_do_the_same() {
+    let scratch = Scratch::new("toml-process");
+    let run = scratch.path("run");
+    writable_by_mosquitto(&run);
+    let pid_file = run.join("starling.pid");
+    let port = free_port();
+    let toml = format!(
+        "allow_anonymous = true\nuser = \"mosquitto\"\npid_file = \"{}\"\n\
+         connection_messages = false\n\
+         [[listener]]\nport = {port}\naddress = \"127.0.0.1\"\n\
+         [log]\ntimestamp = false\n",
+        pid_file.display()
+    );
+    let file = scratch.write("starling.toml", &toml);
+    let log = scratch.path("starling.log");
+    let out = fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .arg("broker")
+        .arg("-c")
+        .arg(&file)
+        .env("STARLING_DATA_DIR", fresh_dir(&scratch, "data"))
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let mut broker = Running {
+        kind: BrokerKind::Starling,
+        child,
+        log,
+    };
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            broker.child.try_wait().unwrap().is_none(),
+            "{}",
+            broker.log()
+        );
+        assert!(Instant::now() < deadline, "{}", broker.log());
+        thread::sleep(Duration::from_millis(10));
+    }
+    one_client(port);
+    assert_eq!(
+        fs::read_to_string(&pid_file).unwrap(),
+        broker.pid().to_string()
+    );
+    if root() {
+        let mosquitto = fs::metadata(&run).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let (uid, _) = broker.ids();
+        let mosquitto = mosquitto.uid().to_string();
+        assert_eq!(uid, [mosquitto.as_str(); 4].join(" "));
+    }
+    assert!(broker.stop().success());
+    assert!(!pid_file.exists());
+    let log = broker.log();
+    assert!(log.starts_with("starling version "), "{log}");
+    assert!(!log.contains("New client connected"), "{log}");
+}
