@@ -34,6 +34,11 @@
 //!   (`persistence_sync`), so `persistence_file`, `autosave_interval` and
 //!   `autosave_on_changes` are accepted with a warning and not used; Mosquitto's
 //!   `mosquitto.db` is not read.
+//! - `user`: started as root, the broker drops to that user once its
+//!   listeners are bound and its store is open; Mosquitto 2.0 drops right
+//!   after reading its configuration (so a port below 1024 or a store only
+//!   root may write would stop it). `pid_file` is written after the drop, as
+//!   in Mosquitto.
 //! - Numbers must be whole numbers (Mosquitto's `atoi` reads `10abc` as 10),
 //!   booleans exactly `true` or `false` (Mosquitto also takes `1` and `0`).
 //!
@@ -698,7 +703,7 @@ impl Parser {
                     self.warn(at, values::LOG_FACILITY_UNUSED.into());
                 }
             }
-            _ => {
+            "websockets_log_level" => {
                 if self
                     .checked(at, args, false, values::websockets_log_level)
                     .is_some()
@@ -706,6 +711,8 @@ impl Parser {
                     self.warn(at, values::WEBSOCKETS_LOG_LEVEL_UNUSED.into());
                 }
             }
+            // `directive` sends only the names above here.
+            _ => {}
         }
     }
 
