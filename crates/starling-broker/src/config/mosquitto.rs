@@ -695,20 +695,16 @@ impl Parser {
                     self.config.process.user = Some(user);
                 }
             }
-            "log_facility" => {
-                if self
-                    .checked(at, args, false, values::log_facility)
-                    .is_some()
-                {
-                    self.warn(at, values::LOG_FACILITY_UNUSED.into());
-                }
-            }
-            "websockets_log_level" => {
-                if self
-                    .checked(at, args, false, values::websockets_log_level)
-                    .is_some()
-                {
-                    self.warn(at, values::WEBSOCKETS_LOG_LEVEL_UNUSED.into());
+            "log_facility" | "websockets_log_level" => {
+                let explained = if at.directive == "log_facility" {
+                    self.checked(at, args, false, values::log_facility)
+                        .map(|_| values::LOG_FACILITY_UNUSED)
+                } else {
+                    self.checked(at, args, false, values::websockets_log_level)
+                        .map(|_| values::WEBSOCKETS_LOG_LEVEL_UNUSED)
+                };
+                if let Some(reason) = explained {
+                    self.warn(at, reason.into());
                 }
             }
             // `directive` sends only the names above here.
