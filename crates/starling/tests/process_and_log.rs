@@ -577,3 +577,37 @@ fn the_toml_keys_do_the_same() {
     assert!(log.starts_with("starling version "), "{log}");
     assert!(!log.contains("New client connected"), "{log}");
 }
+
+/// `pid_file` and `user` are not reloaded (mosquitto.conf(5)): a reload
+/// that changes them says they take effect at the next start, and the pid
+/// file stays where it was.
+#[test]
+fn pid_file_and_user_are_not_reloaded() {
+    let scratch = Scratch::new("not-reloaded");
+    let run = scratch.path("run");
+    writable_by_mosquitto(&run);
+    let (first, second) = (run.join("first.pid"), run.join("second.pid"));
+    let port = free_port();
+    let conf = |pid: &Path, user: &str| {
+        format!(
+            "{}pid_file {}\nuser {user}\n",
+            listener(port),
+            pid.display()
+        )
+    };
+    let mut broker = Running::start(
+        BrokerKind::Starling,
+        &scratch,
+        &conf(&first, "mosquitto"),
+        port,
+    );
+    one_client(port);
+    let ids = broker.ids();
+    scratch.write("starling.conf", conf(&second, "nobody"));
+    broker.signal("HUP");
+    broker.wait_for_log("take effect at the next start");
+    assert!(first.exists() && !second.exists());
+    assert_eq!(broker.ids(), ids);
+    assert!(broker.stop().success());
+    assert!(!first.exists());
+}
