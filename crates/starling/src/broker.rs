@@ -216,6 +216,17 @@ async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Re
         info!("Persistence off: sessions and retained messages are kept in memory only.");
         Broker::with_auth(config, auth)
     };
+    // The signals are caught from now on: one that came before its handler
+    // would end the process at once, leaving the pid file behind.
+    let shutdown = shutdown_signal();
+    #[cfg(unix)]
+    let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
+        Err(e) => {
+            warn!("Warning: cannot catch SIGHUP ({e}); the configuration will not be reloaded.");
+            None
+        }
+    };
     // As Mosquitto 2.0 does, started as root the broker runs as `user`
     // (`mosquitto` by default); unlike it, only once the listeners are bound
     // (ports below 1024 work) and the store is open (the default store
@@ -229,14 +240,16 @@ async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Re
         None => None,
     };
     #[cfg(unix)]
-    tokio::spawn(reload_on_hangup(
-        Arc::clone(&broker),
-        args.config.clone(),
-        args.verbose,
-        args.data_dir.clone(),
-    ));
-    starling_broker::server::serve_endpoints(Arc::clone(&broker), listeners, shutdown_signal())
-        .await;
+    if let Some(hangup) = hangup {
+        tokio::spawn(reload_on_hangup(
+            hangup,
+            Arc::clone(&broker),
+            args.config.clone(),
+            args.verbose,
+            args.data_dir.clone(),
+        ));
+    }
+    starling_broker::server::serve_endpoints(Arc::clone(&broker), listeners, shutdown).await;
     // The connections have ended (and written their sessions' state): write
     // what is pending and stop the store.
     let _ = tokio::task::spawn_blocking(move || broker.close_store()).await;
@@ -272,16 +285,12 @@ fn raise_open_file_limit(config: &Config) {
 /// On each SIGHUP, [`reload`].
 #[cfg(unix)]
 async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
     broker: Arc<Broker>,
     path: Option<PathBuf>,
     verbose: bool,
     data_dir: Option<PathBuf>,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        warn!("Warning: cannot catch SIGHUP; the configuration will not be reloaded.");
-        return;
-    };
     while hangup.recv().await.is_some() {
         reload(&broker, path.as_deref(), verbose, data_dir.as_deref());
     }
@@ -344,25 +353,29 @@ fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool, data_dir
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT or SIGTERM, caught from the call on (not from the first poll).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, term) {
+                (Ok(mut interrupt), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

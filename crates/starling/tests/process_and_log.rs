@@ -74,6 +74,9 @@ impl Running {
             );
             thread::sleep(Duration::from_millis(10));
         }
+        // A client served: the broker's main loop runs, its signals are
+        // caught (Mosquitto catches them only after it listens).
+        client(port, "ready");
         running
     }
 
@@ -181,9 +184,14 @@ fn listener(port: u16) -> String {
 
 /// One client connects, publishes and disconnects.
 fn one_client(port: u16) {
+    client(port, "one-client");
+}
+
+/// A client `id` connects, publishes and disconnects.
+fn client(port: u16, id: &str) {
     let out = Command::new(tool("mosquitto_pub"))
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-i", "one-client", "-t", "t", "-m", "m"])
+        .args(["-i", id, "-t", "t", "-m", "m"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
