@@ -591,6 +591,11 @@ impl Broker {
             .clone_from(&self.config.password_file);
         unchanged.acl_file.clone_from(&self.config.acl_file);
         unchanged.per_listener_settings = self.config.per_listener_settings;
+        // The binary restyles its log lines itself.
+        let logging = &self.config.logging;
+        unchanged.logging.timestamp = logging.timestamp;
+        unchanged.logging.timestamp_format = logging.timestamp_format.clone();
+        unchanged.logging.connection_messages = logging.connection_messages;
         Ok(Reloaded {
             warnings: report.warnings,
             restart_needed: listeners_changed || unchanged != self.config,

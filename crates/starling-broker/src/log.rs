@@ -4,6 +4,20 @@
 
 use starling_proto::Packet;
 
+/// The target of connection messages: the `INFO` events of this target and
+/// of the modules under it (a client connected, refused, disconnected, taken
+/// over, timed out) are what mosquitto.conf's `connection_messages false`
+/// leaves out of the log. Events elsewhere name it to join them.
+pub const CONNECTIONS: &str = "starling_broker::connection";
+
+/// Whether an event of `target` at `level` is a connection message.
+pub fn is_connection_message(target: &str, level: tracing::Level) -> bool {
+    level == tracing::Level::INFO
+        && target
+            .strip_prefix(CONNECTIONS)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
 /// A one-line description of `packet`: its name and the fields Mosquitto shows.
 pub fn describe(packet: &Packet) -> String {
     match packet {

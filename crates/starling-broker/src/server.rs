@@ -158,7 +158,7 @@ async fn accept_loop(
             }
         };
         let Ok(permits) = acquire(&limits) else {
-            info!("Refusing connection from {peer}: max_connections reached.");
+            info!(target: crate::log::CONNECTIONS, "Refusing connection from {peer}: max_connections reached.");
             continue;
         };
         if broker.config.set_tcp_nodelay {
@@ -274,11 +274,12 @@ async fn open(
     match opened {
         Ok(Ok((opened, info))) => Some((opened, info, broker, shutdown)),
         Ok(Err(e)) => {
-            info!("Client <unknown> from {peer} refused: {e}.");
+            info!(target: crate::log::CONNECTIONS, "Client <unknown> from {peer} refused: {e}.");
             None
         }
         Err(_) => {
             info!(
+                target: crate::log::CONNECTIONS,
                 "Client <unknown> from {peer} did not complete its handshake within {timeout:?}, disconnecting."
             );
             None

@@ -1,6 +1,8 @@
 //! `starling broker`: loads the configuration, binds the listeners and serves
 //! until SIGINT or SIGTERM. SIGHUP reloads the password and ACL files (and
-//! the TLS certificates), as Mosquitto's reload signal does.
+//! the TLS certificates) and the log's timestamp and connection messages, as
+//! Mosquitto's reload signal does. Started as root, it runs as `user` once
+//! its listeners are bound and its store is open, then writes `pid_file`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -225,15 +227,40 @@ async fn serve(config: Config, auth: AuthState, args: &BrokerArgs) -> anyhow::Re
         info!("Persistence off: sessions and retained messages are kept in memory only.");
         Broker::with_auth(config, auth)
     };
+    // The signals are caught from now on: one that came before its handler
+    // would end the process at once, leaving the pid file behind.
+    let shutdown = shutdown_signal();
     #[cfg(unix)]
-    tokio::spawn(reload_on_hangup(
-        Arc::clone(&broker),
-        args.config.clone(),
-        args.verbose,
-        args.data_dir.clone(),
-    ));
-    starling_broker::server::serve_endpoints(Arc::clone(&broker), listeners, shutdown_signal())
-        .await;
+    let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
+        Err(e) => {
+            warn!("Warning: cannot catch SIGHUP ({e}); the configuration will not be reloaded.");
+            None
+        }
+    };
+    // As Mosquitto 2.0 does, started as root the broker runs as `user`
+    // (`mosquitto` by default); unlike it, only once the listeners are bound
+    // (ports below 1024 work) and the store is open (the default store
+    // directory is root's own). Then the pid file, written as that user.
+    let privileges = crate::process::drop_privileges(&broker.config.process)?;
+    if let crate::process::Privileges::Dropped(account) = &privileges {
+        crate::process::warn_unreadable(&broker.config, args.config.as_deref(), account);
+    }
+    let _pid_file = match &broker.config.process.pid_file {
+        Some(path) => Some(crate::process::PidFile::write(path, &privileges)?),
+        None => None,
+    };
+    #[cfg(unix)]
+    if let Some(hangup) = hangup {
+        tokio::spawn(reload_on_hangup(
+            hangup,
+            Arc::clone(&broker),
+            args.config.clone(),
+            args.verbose,
+            args.data_dir.clone(),
+        ));
+    }
+    starling_broker::server::serve_endpoints(Arc::clone(&broker), listeners, shutdown).await;
     // The connections have ended (and written their sessions' state): write
     // what is pending and stop the store.
     let _ = tokio::task::spawn_blocking(move || broker.close_store()).await;
@@ -269,16 +296,12 @@ fn raise_open_file_limit(config: &Config) {
 /// On each SIGHUP, [`reload`].
 #[cfg(unix)]
 async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
     broker: Arc<Broker>,
     path: Option<PathBuf>,
     verbose: bool,
     data_dir: Option<PathBuf>,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        warn!("Warning: cannot catch SIGHUP; the configuration will not be reloaded.");
-        return;
-    };
     while hangup.recv().await.is_some() {
         reload(&broker, path.as_deref(), verbose, data_dir.as_deref());
     }
@@ -318,6 +341,7 @@ fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool, data_dir
         },
     };
     apply_args(&mut config, verbose, data_dir);
+    crate::logging::set_style(&config.logging);
     match broker.reload(&config) {
         Ok(reloaded) => {
             for problem in &reloaded.warnings {
@@ -325,10 +349,9 @@ fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool, data_dir
             }
             if reloaded.restart_needed {
                 warn!(
-                    "Warning: only password_file, acl_file, allow_anonymous, \
-                     allow_zero_length_clientid, auto_id_prefix and per_listener_settings \
-                     are reloaded (and the TLS listeners' certificate files); the other \
-                     changes take effect at the next start."
+                    "Warning: only {} are reloaded (and the TLS listeners' certificate \
+                     files); the other changes take effect at the next start.",
+                    config::RELOADED.join(", ")
                 );
             }
         }
@@ -341,25 +364,29 @@ fn reload_security(broker: &Broker, path: Option<&Path>, verbose: bool, data_dir
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT or SIGTERM, caught from the call on (not from the first poll).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, term) {
+                (Ok(mut interrupt), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,10 +1,12 @@
 //! Log output in Mosquitto's form: `1700000000: New client connected ...`, a
 //! Unix timestamp, a colon, the message, so users' log parsers keep working;
-//! filtered by `log_type` and sent where `log_dest` says.
+//! filtered by `log_type` and sent where `log_dest` says. The timestamp
+//! (`log_timestamp`, `log_timestamp_format`) and the connection messages
+//! (`connection_messages`) are [`set_style`], again on each reload.
 
 use std::fmt::{self, Write as _};
 use std::fs::OpenOptions;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use starling_broker::config::Logging;
@@ -17,11 +19,48 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
+/// What each line looks like; reloaded on SIGHUP, as in Mosquitto.
+#[derive(Debug)]
+struct Style {
+    /// `log_timestamp`.
+    timestamp: bool,
+    /// `log_timestamp_format`, ready for `strftime`; `None`: Unix seconds.
+    format: Option<std::ffi::CString>,
+    /// `connection_messages`.
+    connection_messages: bool,
+}
+
+static STYLE: RwLock<Style> = RwLock::new(Style {
+    timestamp: true,
+    format: None,
+    connection_messages: true,
+});
+
+/// Applies `logging`'s timestamp and connection message settings to the
+/// lines written from now on.
+pub(crate) fn set_style(logging: &Logging) {
+    *STYLE.write().unwrap_or_else(|e| e.into_inner()) = Style::of(logging);
+}
+
+impl Style {
+    fn of(logging: &Logging) -> Style {
+        Style {
+            timestamp: logging.timestamp,
+            // The parsers refuse a format holding a NUL.
+            format: logging
+                .timestamp_format
+                .as_ref()
+                .and_then(|f| std::ffi::CString::new(f.as_str()).ok()),
+            connection_messages: logging.connection_messages,
+        }
+    }
+}
+
 /// One line per event, as Mosquitto writes it: `SECS: message`, then any
 /// other fields as ` name=value`. Written straight from the event's fields:
 /// tracing-subscriber's own format escapes its output one `char` at a time,
 /// which was a fifth of what a connection cost the broker (issue 7).
-struct MosquittoLine;
+struct MosquittoLine(&'static RwLock<Style>);
 
 impl<S, N> FormatEvent<S, N> for MosquittoLine
 where
@@ -34,13 +73,30 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        write!(writer, "{secs}:")?;
+        let timestamped = {
+            let style = self.0.read().unwrap_or_else(|e| e.into_inner());
+            let meta = event.metadata();
+            if !style.connection_messages
+                && starling_broker::log::is_connection_message(meta.target(), *meta.level())
+            {
+                return Ok(());
+            }
+            if style.timestamp {
+                let secs = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                match &style.format {
+                    None => write!(writer, "{secs}:")?,
+                    Some(format) => write!(writer, "{}:", crate::process::strftime(format, secs))?,
+                }
+            }
+            style.timestamp
+        };
         let mut line = Fields {
             out: Printable(&mut writer),
             result: Ok(()),
+            // Without a timestamp the line starts with the message, as in Mosquitto.
+            first: !timestamped,
         };
         event.record(&mut line);
         line.result?;
@@ -52,15 +108,22 @@ where
 struct Fields<'a, 'w> {
     out: Printable<'a, 'w>,
     result: fmt::Result,
+    /// Nothing written yet: no space before the first field.
+    first: bool,
 }
 
 impl Visit for Fields<'_, '_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_ok() {
-            self.result = if field.name() == "message" {
-                write!(self.out, " {value:?}")
+            let space = if std::mem::take(&mut self.first) {
+                ""
             } else {
-                write!(self.out, " {}={value:?}", field.name())
+                " "
+            };
+            self.result = if field.name() == "message" {
+                write!(self.out, "{space}{value:?}")
+            } else {
+                write!(self.out, "{space}{}={value:?}", field.name())
             };
         }
     }
@@ -133,9 +196,10 @@ pub(crate) fn init(logging: &Logging) -> Vec<String> {
     let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::sink));
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::default().add_directive(level(logging).into()));
+    set_style(logging);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .event_format(MosquittoLine)
+        .event_format(MosquittoLine(&STYLE))
         .with_writer(writer)
         .init();
     unsupported
@@ -152,26 +216,70 @@ mod tests {
         }
     }
 
-    /// The line Mosquitto writes, from an event with a message and a field;
-    /// control characters a client put in its id are escaped.
-    #[test]
-    fn lines_are_mosquittos_and_printable() {
+    /// What `logging` makes of three events: a connection message, a line
+    /// with a field, a warning.
+    fn written(logging: &Logging) -> String {
+        let style: &'static RwLock<Style> = Box::leak(Box::new(RwLock::new(Style::of(logging))));
         let buf = std::sync::Arc::new(Mutex::new(Vec::<u8>::new()));
         let sink = std::sync::Arc::clone(&buf);
         let subscriber = tracing_subscriber::fmt()
-            .event_format(MosquittoLine)
+            .event_format(MosquittoLine(style))
             .with_writer(move || Capture(std::sync::Arc::clone(&sink)))
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(
+                target: starling_broker::log::CONNECTIONS,
                 "New client connected from 127.0.0.1:5000 as {}.",
                 "a\x1b[31mb"
             );
             tracing::info!(port = 1883, "Opening ipv4 listen socket.");
+            tracing::warn!(target: starling_broker::log::CONNECTIONS, "Warning: a warning.");
         });
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    /// `log_timestamp false`: the message alone; `connection_messages false`:
+    /// no connection line (but its warnings); a `log_timestamp_format`.
+    #[test]
+    fn timestamps_and_connection_messages_as_configured() {
+        let bare = Logging {
+            timestamp: false,
+            ..Logging::default()
+        };
+        assert_eq!(
+            written(&bare),
+            "New client connected from 127.0.0.1:5000 as a\\u{1b}[31mb.\n\
+             Opening ipv4 listen socket. port=1883\n\
+             Warning: a warning.\n"
+        );
+        let quiet = Logging {
+            timestamp: false,
+            connection_messages: false,
+            ..Logging::default()
+        };
+        assert_eq!(
+            written(&quiet),
+            "Opening ipv4 listen socket. port=1883\nWarning: a warning.\n"
+        );
+        let formatted = Logging {
+            timestamp_format: Some("[%%Y]".into()),
+            ..Logging::default()
+        };
+        assert!(
+            written(&formatted).starts_with("[%Y]: New client connected"),
+            "{}",
+            written(&formatted)
+        );
+    }
+
+    /// The line Mosquitto writes, from an event with a message and a field;
+    /// control characters a client put in its id are escaped.
+    #[test]
+    fn lines_are_mosquittos_and_printable() {
+        let text = written(&Logging::default());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines.len(), 3, "{text}");
         let (secs, rest) = lines[0].split_once(": ").unwrap();
         assert!(secs.parse::<u64>().unwrap() > 1_600_000_000);
         assert_eq!(

@@ -4,6 +4,7 @@ mod bench;
 mod broker;
 mod logging;
 mod passwd;
+mod process;
 mod tools;
 
 use std::process::ExitCode;

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 pub mod listener;
 pub mod mosquitto;
+#[cfg(test)]
+mod reference;
 mod security;
 pub mod toml;
 mod values;
@@ -31,6 +33,23 @@ pub fn load(path: &Path) -> Result<(Config, ConfigReport), ConfigReport> {
         mosquitto::parse_mosquitto(path)
     }
 }
+
+/// The mosquitto.conf directives (and their TOML keys) a reload signal
+/// (SIGHUP) applies; the others take effect at the next start. The TLS
+/// listeners' certificate files are read again too, from the paths in force.
+/// `docs/configuration.md` says the same, checked by a test.
+pub const RELOADED: &[&str] = &[
+    "password_file",
+    "acl_file",
+    "psk_file",
+    "allow_anonymous",
+    "allow_zero_length_clientid",
+    "auto_id_prefix",
+    "per_listener_settings",
+    "log_timestamp",
+    "log_timestamp_format",
+    "connection_messages",
+];
 
 /// One listening socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +116,13 @@ pub struct Logging {
     pub destinations: Vec<String>,
     /// Log every packet in and out (`-v` on the command line).
     pub packets: bool,
+    /// Start each line with a timestamp (`log_timestamp`; reloaded).
+    pub timestamp: bool,
+    /// The timestamp as `strftime` writes it in local time
+    /// (`log_timestamp_format`); `None`: seconds since the Unix epoch. Reloaded.
+    pub timestamp_format: Option<String>,
+    /// Log clients connecting and disconnecting (`connection_messages`; reloaded).
+    pub connection_messages: bool,
 }
 
 impl Default for Logging {
@@ -110,6 +136,9 @@ impl Default for Logging {
             ],
             destinations: vec!["stderr".into()],
             packets: false,
+            timestamp: true,
+            timestamp_format: None,
+            connection_messages: true,
         }
     }
 }
@@ -198,6 +227,26 @@ pub struct Config {
     /// Durable storage: `persistence`, `persistence_location`,
     /// `persistence_sync` (mosquitto.conf) or `[storage]` (TOML).
     pub storage: StorageSettings,
+    /// The process: `user` and `pid_file` (neither reloaded).
+    pub process: ProcessSettings,
+}
+
+/// What the broker does as a process once its listeners are bound and its
+/// store is open: the user it runs as and the file holding its pid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSettings {
+    /// `user`: when started as root, the user to run as (and its primary
+    /// group). `None`: Mosquitto's default, `mosquitto` (`nobody` if there is
+    /// no such user); `root` keeps root. No effect when not started as root.
+    pub user: Option<String>,
+    /// `pid_file`: written with the broker's pid once it runs (as the user
+    /// it runs as), removed when it exits.
+    pub pid_file: Option<PathBuf>,
+}
+
+impl ProcessSettings {
+    /// The user a broker started as root runs as: `user`, else `mosquitto`.
+    pub const DEFAULT_USER: &'static str = "mosquitto";
 }
 
 /// Where and how the broker keeps what must survive a restart (issue 6).
@@ -286,6 +335,7 @@ impl Default for Config {
             sys_interval: Some(Duration::from_secs(10)),
             logging: Logging::default(),
             storage: StorageSettings::default(),
+            process: ProcessSettings::default(),
         }
     }
 }

@@ -34,6 +34,11 @@
 //!   (`persistence_sync`), so `persistence_file`, `autosave_interval` and
 //!   `autosave_on_changes` are accepted with a warning and not used; Mosquitto's
 //!   `mosquitto.db` is not read.
+//! - `user`: started as root, the broker drops to that user once its
+//!   listeners are bound and its store is open; Mosquitto 2.0 drops right
+//!   after reading its configuration (so a port below 1024 or a store only
+//!   root may write would stop it). `pid_file` is written after the drop, as
+//!   in Mosquitto.
 //! - Numbers must be whole numbers (Mosquitto's `atoi` reads `10abc` as 10),
 //!   booleans exactly `true` or `false` (Mosquitto also takes `1` and `0`).
 //!
@@ -58,19 +63,12 @@ const DEFAULT_PORT: u16 = 1883;
 const LATER: &[&str] = &[
     "auth_plugin",
     "auth_plugin_deny_special_chars",
-    "connection_messages",
     "global_plugin",
-    "log_facility",
-    "log_timestamp",
-    "log_timestamp_format",
     "max_inflight_bytes",
     "memory_limit",
-    "pid_file",
     "plugin",
     "plugin_load",
     "plugin_use",
-    "user",
-    "websockets_log_level",
 ];
 
 /// Plugin option families, `auth_opt_<name>` and `plugin_opt_<name>`.
@@ -471,6 +469,13 @@ impl Parser {
                         .into(),
                 );
             }
+            "log_timestamp"
+            | "log_timestamp_format"
+            | "log_facility"
+            | "connection_messages"
+            | "websockets_log_level"
+            | "pid_file"
+            | "user" => self.process_or_log(at, rest, args),
             "log_type" => self.log_type(at, args),
             "log_dest" => self.log_dest(at, rest, args),
             "include_dir" => self.include_dir(at, rest, level),
@@ -690,6 +695,67 @@ impl Parser {
             .listeners
             .extend(addrs.iter().map(|&bind| Listener::new(bind)));
         self.listener_lines.push((place, addrs));
+    }
+
+    /// The process's and the log's own settings: `user`, `pid_file`,
+    /// `log_timestamp`, `log_timestamp_format`, `connection_messages`, and
+    /// `log_facility` and `websockets_log_level`, which are checked and
+    /// explained (they change nothing in Starling).
+    fn process_or_log(&mut self, at: At<'_>, rest: &str, args: &[&str]) {
+        let logging = &self.config.logging;
+        let process = &self.config.process;
+        // Mosquitto refuses these strings given twice.
+        let given = match at.directive {
+            "user" => process.user.is_some(),
+            "pid_file" => process.pid_file.is_some(),
+            "log_timestamp_format" => logging.timestamp_format.is_some(),
+            _ => false,
+        };
+        if given {
+            return self.error(at, "given more than once".into());
+        }
+        match at.directive {
+            "log_timestamp" => {
+                if let Some(value) = self.boolean(at, args) {
+                    self.config.logging.timestamp = value;
+                }
+            }
+            "connection_messages" => {
+                if let Some(value) = self.boolean(at, args) {
+                    self.config.logging.connection_messages = value;
+                }
+            }
+            // The rest of the line, spaces and all, as Mosquitto reads them.
+            "log_timestamp_format" => {
+                if let Some(format) = self.check(at, values::log_timestamp_format(rest)) {
+                    self.config.logging.timestamp_format = Some(format);
+                }
+            }
+            "pid_file" => {
+                if let Some(path) = self.check(at, values::pid_file(rest)) {
+                    self.config.process.pid_file = Some(path);
+                }
+            }
+            "user" => {
+                if let Some(user) = self.check(at, values::user(rest)) {
+                    self.config.process.user = Some(user);
+                }
+            }
+            "log_facility" | "websockets_log_level" => {
+                let explained = if at.directive == "log_facility" {
+                    self.checked(at, args, false, values::log_facility)
+                        .map(|_| values::LOG_FACILITY_UNUSED)
+                } else {
+                    self.checked(at, args, false, values::websockets_log_level)
+                        .map(|_| values::WEBSOCKETS_LOG_LEVEL_UNUSED)
+                };
+                if let Some(reason) = explained {
+                    self.warn(at, reason.into());
+                }
+            }
+            // `directive` sends only the names above here.
+            _ => {}
+        }
     }
 
     fn log_type(&mut self, at: At<'_>, args: &[&str]) {
@@ -941,6 +1007,15 @@ fn mosquitto_order(a: &Path, b: &Path) -> Ordering {
         name.iter().map(|&c| (c.to_ascii_uppercase(), c)).collect()
     };
     key(a).cmp(&key(b))
+}
+
+/// The directive lists, for the configuration reference's test.
+#[cfg(test)]
+pub(super) mod lists {
+    pub(in crate::config) const BRIDGE: &[&str] = super::BRIDGE;
+    pub(in crate::config) const LATER: &[&str] = super::LATER;
+    pub(in crate::config) const LATER_PREFIXES: &[&str] = super::LATER_PREFIXES;
+    pub(in crate::config) const OBSOLETE: &[&str] = super::OBSOLETE;
 }
 
 #[cfg(test)]

@@ -79,6 +79,10 @@ struct File {
     max_publish_rate: Option<Spanned<i64>>,
     login_delay: Option<Spanned<i64>>,
     login_delay_max: Option<Spanned<i64>>,
+    user: Option<Spanned<String>>,
+    pid_file: Option<Spanned<String>>,
+    connection_messages: Option<bool>,
+    websockets_log_level: Option<Spanned<i64>>,
     #[serde(default)]
     listener: Vec<ListenerTable>,
     log: Option<LogTable>,
@@ -148,6 +152,9 @@ struct LogTable {
     #[serde(rename = "type")]
     types: Option<Vec<Spanned<String>>>,
     dest: Option<Vec<Spanned<String>>>,
+    timestamp: Option<bool>,
+    timestamp_format: Option<Spanned<String>>,
+    facility: Option<Spanned<i64>>,
 }
 
 /// `[storage]`: mosquitto.conf's `persistence`, `persistence_location`,
@@ -371,7 +378,28 @@ impl Builder<'_> {
         let local_only = groups.is_empty();
         security.finish(&mut self.config, local_only, &groups);
 
+        self.process_and_log(file.user, file.pid_file, file.websockets_log_level);
+        if let Some(value) = file.connection_messages {
+            self.config.logging.connection_messages = value;
+        }
         if let Some(log) = file.log {
+            if let Some(value) = log.timestamp {
+                self.config.logging.timestamp = value;
+            }
+            if let Some(format) = log.timestamp_format {
+                let result = values::log_timestamp_format(format.get_ref());
+                self.config.logging.timestamp_format =
+                    self.check(format.span(), "log.timestamp_format", result);
+            }
+            if let Some(facility) = log.facility {
+                let span = facility.span();
+                if self
+                    .number("log.facility", Some(facility), values::log_facility)
+                    .is_some()
+                {
+                    self.warn(span, "log.facility", values::LOG_FACILITY_UNUSED);
+                }
+            }
             if let Some(types) = log.types {
                 self.config.logging.types = self.log_list("log.type", types, |list, value| {
                     values::log_type(&value)?;
@@ -406,6 +434,40 @@ impl Builder<'_> {
             let reason = "[tls]: not supported yet; ignored".to_string();
             self.report.warnings.push(problem(self.path, line, reason));
         }
+    }
+
+    /// `user`, `pid_file` and `websockets_log_level` (checked and explained:
+    /// it changes nothing in Starling).
+    fn process_and_log(
+        &mut self,
+        user: Option<Spanned<String>>,
+        pid_file: Option<Spanned<String>>,
+        websockets_log_level: Option<Spanned<i64>>,
+    ) {
+        if let Some(user) = user {
+            let result = values::user(user.get_ref());
+            self.config.process.user = self.check(user.span(), "user", result);
+        }
+        if let Some(path) = pid_file {
+            let result = values::pid_file(path.get_ref());
+            self.config.process.pid_file = self.check(path.span(), "pid_file", result);
+        }
+        if let Some(level) = websockets_log_level {
+            let span = level.span();
+            let key = "websockets_log_level";
+            if self
+                .number(key, Some(level), values::websockets_log_level)
+                .is_some()
+            {
+                self.warn(span, key, values::WEBSOCKETS_LOG_LEVEL_UNUSED);
+            }
+        }
+    }
+
+    fn warn(&mut self, span: Range<usize>, key: &str, reason: &str) {
+        let line = self.line(span);
+        let reason = format!("{key}: {reason}");
+        self.report.warnings.push(problem(self.path, line, reason));
     }
 
     /// `[storage]`, through the same checks as mosquitto.conf's directives.
@@ -798,6 +860,9 @@ retain_available = false
 persistent_client_expiration = "14d"
 upgrade_outgoing_qos = true
 sys_interval = 30
+user = "starling"
+pid_file = "/run/starling/starling.pid"
+connection_messages = false
 
 [[listener]]
 port = 1883
@@ -813,6 +878,8 @@ address = "localhost"
 [log]
 type = ["error", "warning", "subscribe"]
 dest = ["stdout", "file /var/log/starling broker.log"]
+timestamp = false
+timestamp_format = "%Y-%m-%d %H:%M:%S"
 
 [storage]
 enabled = false
@@ -860,11 +927,18 @@ sync_interval = 250
                 types: vec!["error".into(), "warning".into(), "subscribe".into()],
                 destinations: vec!["stdout".into(), "file /var/log/starling broker.log".into()],
                 packets: false,
+                timestamp: false,
+                timestamp_format: Some("%Y-%m-%d %H:%M:%S".into()),
+                connection_messages: false,
             },
             storage: StorageSettings {
                 enabled: false,
                 dir: Some("/var/lib/starling".into()),
                 durability: Durability::Periodic(Duration::from_millis(250)),
+            },
+            process: super::super::ProcessSettings {
+                user: Some("starling".into()),
+                pid_file: Some("/run/starling/starling.pid".into()),
             },
         };
         assert_eq!(config, expected);
@@ -893,6 +967,87 @@ sync_interval = 250
         assert_eq!(
             from_toml.storage.durability,
             Durability::Periodic(Duration::from_millis(40))
+        );
+    }
+
+    /// `user`, `pid_file`, the log's timestamp and connection messages read
+    /// as in mosquitto.conf; `log.facility` and `websockets_log_level` are
+    /// checked and explained in a warning each.
+    #[test]
+    fn process_and_log_keys_agree_with_mosquitto_conf() {
+        let scratch = Scratch::new("agree-process");
+        let conf = scratch.write(
+            "mosquitto.conf",
+            "user nobody
+pid_file /run/s t.pid
+log_timestamp false
+             log_timestamp_format %H:%M:%S %z
+connection_messages false
+             log_facility 5
+websockets_log_level 255
+",
+        );
+        let toml = scratch.write(
+            "starling.toml",
+            "user = \"nobody\"\npid_file = \"/run/s t.pid\"\nconnection_messages = false\n\
+             websockets_log_level = 255\n\
+             [log]\ntimestamp = false\ntimestamp_format = \"%H:%M:%S %z\"\nfacility = 5\n",
+        );
+        let (from_conf, conf_report) = parse_mosquitto(&conf).expect("valid mosquitto.conf");
+        let (from_toml, toml_report) = parse_toml(&toml).expect("valid TOML");
+        assert_eq!(from_conf, from_toml);
+        assert_eq!(from_toml.process.user.as_deref(), Some("nobody"));
+        assert_eq!(
+            from_toml.process.pid_file.as_deref(),
+            Some(Path::new("/run/s t.pid"))
+        );
+        assert!(!from_toml.logging.timestamp);
+        assert!(!from_toml.logging.connection_messages);
+        assert_eq!(
+            from_toml.logging.timestamp_format.as_deref(),
+            Some("%H:%M:%S %z")
+        );
+        let reasons = |report: &ConfigReport| -> Vec<(usize, String)> {
+            report
+                .warnings
+                .iter()
+                .map(|w| (w.line, w.reason.clone()))
+                .collect()
+        };
+        assert_eq!(
+            reasons(&toml_report),
+            [
+                (
+                    4,
+                    format!(
+                        "websockets_log_level: {}",
+                        values::WEBSOCKETS_LOG_LEVEL_UNUSED
+                    )
+                ),
+                (8, format!("log.facility: {}", values::LOG_FACILITY_UNUSED)),
+            ]
+        );
+        assert_eq!(
+            reasons(&conf_report),
+            [
+                (6, format!("log_facility: {}", values::LOG_FACILITY_UNUSED)),
+                (
+                    7,
+                    format!(
+                        "websockets_log_level: {}",
+                        values::WEBSOCKETS_LOG_LEVEL_UNUSED
+                    )
+                ),
+            ]
+        );
+        assert_eq!(
+            errors("user = \"\"\npid_file = \"\"\n[log]\nfacility = 8\ntimestamp_format = \"\"\n"),
+            [
+                (1, "user: missing value".to_string()),
+                (2, "pid_file: missing value".to_string()),
+                (4, "log.facility: 8 is out of range 0..7".to_string()),
+                (5, "log.timestamp_format: missing value".to_string()),
+            ]
         );
     }
 

@@ -325,3 +325,54 @@ pub(crate) fn add_log_dest(list: &mut Vec<String>, value: String) -> Result<(), 
     add_log_choice(list, value);
     Ok(())
 }
+
+/// `log_facility`: syslog's `local0` to `local7`, as Mosquitto takes them (0..7).
+pub(crate) fn log_facility(n: i64) -> Result<u8, String> {
+    let n = in_range(n, 0, 7)?;
+    Ok(u8::try_from(n).unwrap_or_default())
+}
+
+/// Why `log_facility` changes nothing in Starling (a warning, never silent).
+pub(crate) const LOG_FACILITY_UNUSED: &str =
+    "Starling does not log to syslog (log_dest syslog is not supported yet), so there is \
+     no syslog facility to choose; ignored";
+
+/// `websockets_log_level`: a libwebsockets bit mask; any `int` Mosquitto takes.
+pub(crate) fn websockets_log_level(n: i64) -> Result<i32, String> {
+    i32::try_from(n).map_err(|_| format!("{n} is out of range"))
+}
+
+/// What `websockets_log_level` maps to in Starling (a warning, never silent).
+pub(crate) const WEBSOCKETS_LOG_LEVEL_UNUSED: &str =
+    "sets the log mask of libwebsockets, which Starling does not use: its WebSocket \
+     connections are logged like any other (log_type, connection_messages); ignored";
+
+/// `user`: a user name, one word.
+pub(crate) fn user(text: &str) -> Result<String, String> {
+    match text.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [] => Err("missing value".into()),
+        [name] => Ok((*name).to_string()),
+        [_, extra, ..] => Err(format!("unexpected extra value '{extra}'")),
+    }
+}
+
+/// `pid_file`: a path, kept as written (a relative one is taken from the
+/// working directory, as in Mosquitto).
+pub(crate) fn pid_file(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        Err("missing value".into())
+    } else {
+        Ok(PathBuf::from(text))
+    }
+}
+
+/// `log_timestamp_format`: a `strftime` format, written in full (spaces and all).
+pub(crate) fn log_timestamp_format(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("missing value".into())
+    } else if text.contains('\0') {
+        Err("a format cannot hold a NUL character".into())
+    } else {
+        Ok(text.to_string())
+    }
+}

@@ -94,6 +94,11 @@ fn sample_with_every_directive() {
          log_type subscribe\n\
          log_dest stdout\n\
          log_dest file /var/log/starling broker.log\n\
+         log_timestamp false\n\
+         log_timestamp_format %Y-%m-%dT%H:%M:%S\n\
+         connection_messages false\n\
+         user starling\n\
+         pid_file /run/starling/starling.pid\n\
          port 1884\n\
          bind_address 127.0.0.1\n\
          listener 1883\n\
@@ -143,11 +148,18 @@ fn sample_with_every_directive() {
             types: vec!["error".into(), "warning".into(), "subscribe".into()],
             destinations: vec!["stdout".into(), "file /var/log/starling broker.log".into()],
             packets: false,
+            timestamp: false,
+            timestamp_format: Some("%Y-%m-%dT%H:%M:%S".into()),
+            connection_messages: false,
         },
         storage: StorageSettings {
             enabled: false,
             dir: Some("/var/lib/mosquitto/".into()),
             durability: Durability::Periodic(Duration::from_millis(250)),
+        },
+        process: super::super::ProcessSettings {
+            user: Some("starling".into()),
+            pid_file: Some("/run/starling/starling.pid".into()),
         },
     };
     assert_eq!(config, expected);
@@ -951,4 +963,94 @@ fn websockets_headers_size_is_checked_and_said_not_to_apply() {
 fn check_retain_source_is_read() {
     assert!(valid("check_retain_source true\n").check_retain_source);
     assert!(!valid("check_retain_source false\n").check_retain_source);
+}
+
+/// `user`, `pid_file`, `log_timestamp`, `log_timestamp_format` and
+/// `connection_messages`, with Mosquitto's defaults; a format or a path is the
+/// rest of the line; the strings given twice are errors, as in Mosquitto.
+#[test]
+fn process_and_log_directives() {
+    let defaults = Config::default();
+    assert_eq!(defaults.process.user, None);
+    assert_eq!(defaults.process.pid_file, None);
+    assert!(defaults.logging.timestamp);
+    assert_eq!(defaults.logging.timestamp_format, None);
+    assert!(defaults.logging.connection_messages);
+
+    let config = valid(
+        "user root\npid_file /var/run/mosquitto/mosquitto.pid\nlog_timestamp false\n\
+         log_timestamp_format %Y-%m-%d %H:%M:%S\nconnection_messages false\n",
+    );
+    assert_eq!(config.process.user.as_deref(), Some("root"));
+    assert_eq!(
+        config.process.pid_file.as_deref(),
+        Some(Path::new("/var/run/mosquitto/mosquitto.pid"))
+    );
+    assert!(!config.logging.timestamp);
+    assert_eq!(
+        config.logging.timestamp_format.as_deref(),
+        Some("%Y-%m-%d %H:%M:%S")
+    );
+    assert!(!config.logging.connection_messages);
+    let config = valid("log_timestamp true\nconnection_messages true\n");
+    assert_eq!(config, Config::default());
+
+    assert_eq!(
+        errors(
+            "user a\nuser b\npid_file /a\npid_file /b\nlog_timestamp_format %s\n\
+             log_timestamp_format %s\nlog_timestamp yes\nconnection_messages 1\n"
+        ),
+        [
+            (2, "user: given more than once".to_string()),
+            (4, "pid_file: given more than once".to_string()),
+            (6, "log_timestamp_format: given more than once".to_string()),
+            (
+                7,
+                "log_timestamp: 'yes' is not a boolean (expected true or false)".to_string()
+            ),
+            (
+                8,
+                "connection_messages: '1' is not a boolean (expected true or false)".to_string()
+            ),
+        ]
+    );
+    assert_eq!(errors("user\n"), [(1, "user: missing value".to_string())]);
+    assert_eq!(
+        errors("user a b\n"),
+        [(1, "user: unexpected extra value 'b'".to_string())]
+    );
+    assert_eq!(
+        errors("pid_file\n"),
+        [(1, "pid_file: missing value".to_string())]
+    );
+}
+
+/// `log_facility` takes Mosquitto's 0..7 (local0..local7) and says why it
+/// changes nothing; `websockets_log_level` says what it would have set.
+#[test]
+fn log_facility_and_websockets_log_level_are_explained() {
+    assert_eq!(
+        warnings("log_facility 5\nwebsockets_log_level 1023\n"),
+        [
+            (1, format!("log_facility: {}", values::LOG_FACILITY_UNUSED)),
+            (
+                2,
+                format!(
+                    "websockets_log_level: {}",
+                    values::WEBSOCKETS_LOG_LEVEL_UNUSED
+                )
+            ),
+        ]
+    );
+    assert_eq!(
+        errors("log_facility 8\nlog_facility -1\nwebsockets_log_level x\n"),
+        [
+            (1, "log_facility: 8 is out of range 0..7".to_string()),
+            (2, "log_facility: -1 is out of range 0..7".to_string()),
+            (
+                3,
+                "websockets_log_level: 'x' is not a whole number".to_string()
+            ),
+        ]
+    );
 }
