@@ -109,10 +109,14 @@ fn a_subscriber_that_never_reads_slows_no_one_and_stays_within_its_queue_limit()
         "publishing took {published:?}: the stuck subscriber slowed the publisher"
     );
     // Its queue (1,000 messages of 1 KiB) is what the broker holds for it:
-    // 40 MiB were published.
+    // 40 MiB were published, and holding them would grow it by more than
+    // that. The rest of the growth is buffers and the allocator's arenas,
+    // which on a loaded machine (the whole test suite on 2 cores) reached
+    // 17 MiB once where 5 to 10 is usual: the bound leaves room for that and
+    // still tells a bounded queue from an unbounded one.
     let grown_kib = rss_after.saturating_sub(rss_before);
     assert!(
-        grown_kib < 12 * 1024,
+        grown_kib < 24 * 1024,
         "the broker grew by {grown_kib} KiB for a subscriber that does not read"
     );
     assert!(
