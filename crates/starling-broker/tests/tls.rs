@@ -578,3 +578,71 @@ async fn ciphers_restrict_what_tls_1_2_clients_can_negotiate() {
     drop((allowed, tls13));
     served.stop().await;
 }
+
+/// `dhparamfile`: finite-field DHE suites need DH parameters. Without them a
+/// TLS 1.2 client offering only `DHE-RSA-AES256-GCM-SHA384` finds no shared
+/// suite; with them it connects with that suite.
+#[tokio::test]
+async fn dhparamfile_enables_dhe_cipher_suites() {
+    let pki = Pki::new("tls-dh");
+    pki.openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost",
+        "-keyout",
+        "rsa.key",
+        "-out",
+        "rsa.pem",
+    ]);
+    pki.openssl(&[
+        "genpkey",
+        "-genparam",
+        "-algorithm",
+        "DH",
+        "-pkeyopt",
+        "group:ffdhe2048",
+        "-out",
+        "dh.pem",
+    ]);
+    let rsa = TlsSettings {
+        certfile: Some(pki.path("rsa.pem")),
+        keyfile: Some(pki.path("rsa.key")),
+        ciphers: Some("DHE-RSA-AES256-GCM-SHA384".into()),
+        ..tls(&pki)
+    };
+    let connect = |addr| {
+        let settings = starling_transport::tls::ClientSettings {
+            cafile: Some(pki.path("rsa.pem")),
+            ciphers: Some("DHE-RSA-AES256-GCM-SHA384".into()),
+            max_version: Some(TlsVersion::Tls12),
+            ..Default::default()
+        };
+        async move {
+            let context = starling_transport::tls::ClientTls::new(&settings).unwrap();
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            context.connect("localhost", tcp).await
+        }
+    };
+    let served = Served::one(Config::default(), with_tls(rsa.clone())).await;
+    assert!(connect(served.addr()).await.is_err(), "no DH parameters");
+    served.stop().await;
+    let with_dh = TlsSettings {
+        dhparamfile: Some(pki.path("dh.pem")),
+        ..rsa
+    };
+    let served = Served::one(Config::default(), with_tls(with_dh)).await;
+    let stream = connect(served.addr())
+        .await
+        .expect("DHE with the parameters");
+    assert_eq!(stream.cipher(), Some("DHE-RSA-AES256-GCM-SHA384"));
+    drop(stream);
+    served.stop().await;
+}
