@@ -946,6 +946,7 @@ impl Broker {
     /// subscription granted `granted`: the lower [MQTT-3.8.4-8], or the
     /// granted one with `upgrade_outgoing_qos` (live and retained messages
     /// alike, as in Mosquitto).
+    #[inline]
     pub fn outgoing_qos(&self, published: QoS, granted: QoS) -> QoS {
         if self.config.upgrade_outgoing_qos {
             granted

@@ -854,18 +854,36 @@ impl Connection {
     }
 
     fn send_delivery(&mut self, delivery: Delivery, id: Option<PacketId>, dup: bool, now: Instant) {
-        let mut publish = self.build_publish(&delivery, id, dup, now);
-        // A client under a mount point sees its topics without it.
-        let unmounted;
-        if let Some(mount) = &self.listener.settings.mount_point {
-            match mount::unmounted(mount, publish.topic) {
-                Some(topic) => {
-                    unmounted = topic;
-                    publish.topic = &unmounted;
-                }
-                None => return,
-            }
+        if self.listener.settings.mount_point.is_some() {
+            return self.send_mounted_delivery(delivery, id, dup, now);
         }
+        let mut publish = self.build_publish(&delivery, id, dup, now);
+        if self.alias_out_max > 0 {
+            self.apply_outbound_alias(&mut publish);
+        }
+        Stats::add(&self.broker.stats.messages_sent, 1);
+        self.send_publish(publish);
+    }
+
+    /// [`Self::send_delivery`] for a client under a mount point, which sees
+    /// its topics without it. Out of line: most listeners have none.
+    #[cold]
+    #[inline(never)]
+    fn send_mounted_delivery(
+        &mut self,
+        delivery: Delivery,
+        id: Option<PacketId>,
+        dup: bool,
+        now: Instant,
+    ) {
+        let Some(mount) = self.listener.settings.mount_point.clone() else {
+            return;
+        };
+        let Some(unmounted) = mount::unmounted(&mount, &delivery.message.topic) else {
+            return;
+        };
+        let mut publish = self.build_publish(&delivery, id, dup, now);
+        publish.topic = &unmounted;
         if self.alias_out_max > 0 {
             self.apply_outbound_alias(&mut publish);
         }
@@ -874,6 +892,7 @@ impl Connection {
     }
 
     /// Encodes a PUBLISH into the write buffer, as [`Self::send`] does a packet.
+    #[inline]
     fn send_publish(&mut self, publish: PublishRef<'_>) {
         self.gate_for(PacketType::Publish, publish.qos());
         if self.log_packets {
