@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,14 +51,16 @@ pub struct SessionHandle {
     /// The session state. Private: changed only through [`Broker::state`], so
     /// that what it records for the store always reaches the store.
     state: Mutex<SessionState>,
-    /// The attached connection's one wake-up: a message was queued, it was
-    /// taken over (`kicked`), the server is shutting down or the password and
-    /// ACL files were reloaded ([`Broker::wake_sessions`]). One `Notify`
-    /// rather than one per reason: each wait is part of every idle
-    /// connection's state. The connection reads why from the flags.
-    pub wake: Notify,
     /// The generation of the connection a takeover ends (0: none).
     kicked: AtomicU64,
+    /// The generation of the connection whose keep alive ran out (0: none;
+    /// [`crate::keepalive`]).
+    timed_out: AtomicU64,
+    /// When its connection last read, in ticks of [`crate::keepalive::TICK`].
+    last_read: AtomicU32,
+    /// Where the keep alive wheel holds its connection (changed under the
+    /// wheel's lock).
+    due: AtomicU32,
     /// How many of its subscriptions the router holds outside shared groups.
     /// Changed only under the router's write lock, so a publisher holding the
     /// read lock sees how many times the session can match: once at most, and
@@ -98,6 +100,72 @@ impl SessionHandle {
     /// Whether the connection of `generation` has been taken over.
     pub fn kicked(&self, generation: u64) -> bool {
         self.kicked.load(Ordering::Acquire) == generation
+    }
+
+    /// Wakes the attached connection, or, if it is not waiting, makes its
+    /// next wait end at once: a message was queued, it was taken over
+    /// ([`Self::kicked`]), its keep alive ran out, the server is shutting down
+    /// or the password and ACL files were reloaded ([`Broker::wake_sessions`]).
+    /// One wake-up for every reason, whose waker the session's state holds:
+    /// waiting costs an idle connection's task no state of its own (a tokio
+    /// `Notified` is 64 bytes). The connection reads why from the flags.
+    pub fn wake(&self) {
+        let waker = self.state.lock().wake();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Waits for the next [`Self::wake`] (or the last one, if the attached
+    /// connection has not seen it yet). Cancel-safe: a wake-up that comes
+    /// while it is not polled is kept for the next wait.
+    pub fn woken(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| self.state.lock().poll_woken(cx))
+    }
+
+    /// Forgets the waker of the connection of `generation`, which ends,
+    /// unless a takeover ended it (the next connection's waker may be there).
+    pub fn forget_waiter(&self, generation: u64) {
+        if !self.kicked(generation) {
+            self.state.lock().forget_waiter();
+        }
+    }
+
+    /// Records a read of its connection at keep alive tick `tick`.
+    pub fn touch(&self, tick: u32) {
+        self.last_read.store(tick, Ordering::Relaxed);
+    }
+
+    /// The keep alive tick of its connection's last read.
+    pub fn last_read(&self) -> u32 {
+        self.last_read.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_due(&self, tick: u32) {
+        self.due.store(tick, Ordering::Relaxed);
+    }
+
+    pub(crate) fn due(&self) -> u32 {
+        self.due.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection of `generation` is the last one attached.
+    pub fn is_current(&self, generation: u64) -> bool {
+        self.lifecycle.lock().generation == generation
+    }
+
+    /// Ends the connection of `generation`: its keep alive ran out.
+    pub fn time_out(&self, generation: u64) {
+        self.timed_out.store(generation, Ordering::Release);
+        self.wake();
+    }
+
+    /// Whether the keep alive of the connection of `generation` ran out since
+    /// it last asked.
+    pub fn take_timed_out(&self, generation: u64) -> bool {
+        self.timed_out
+            .compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -202,6 +270,8 @@ pub struct Broker {
     pub started: Instant,
     /// Password file, ACL, failed-login records; replaced by [`Broker::reload`].
     pub auth: Auth,
+    /// Every connection's keep alive.
+    pub keep_alives: Arc<crate::keepalive::KeepAlives>,
     /// The TLS listeners being served, for [`Broker::reload_tls`].
     pub(crate) tls: crate::transport::TlsRegistry,
     /// The store's writer; `None` with storage off.
@@ -322,6 +392,7 @@ impl Broker {
             next_id: AtomicU64::new(1),
             started: Instant::now(),
             tls: Default::default(),
+            keep_alives: Default::default(),
             persistence,
             config,
         })
@@ -527,8 +598,10 @@ impl Broker {
             id: SessionId(self.next_id.fetch_add(1, Ordering::Relaxed)),
             client_id,
             state: Mutex::new(SessionState::new(self.queue_limits())),
-            wake: Notify::new(),
             kicked: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            last_read: AtomicU32::new(0),
+            due: AtomicU32::new(0),
             routes: AtomicUsize::new(0),
             attaching: Mutex::new(None),
             owner: Mutex::new(None),
@@ -590,7 +663,7 @@ impl Broker {
     /// its next connection one spurious turn of its loop.
     pub fn wake_sessions(&self) {
         for session in self.sessions.lock().iter() {
-            session.0.wake.notify_one();
+            session.0.wake();
         }
     }
 
@@ -645,7 +718,7 @@ impl Broker {
                 session.kicked.store(generation, Ordering::Release);
                 // A permit, if the connection is not waiting: it reads the flag
                 // at its next wait.
-                session.wake.notify_one();
+                session.wake();
                 let finished = async {
                     loop {
                         let notified = takeover.finished.notified();
@@ -1007,17 +1080,24 @@ impl Broker {
 
     /// Queues `delivery` for `session` and wakes its connection if needed.
     pub fn deliver(&self, session: &SessionHandle, delivery: Delivery) {
-        let (outcome, backed_up) = {
+        let (outcome, backed_up, waker) = {
             let mut state = self.state(session);
             let outcome = state.enqueue(delivery);
-            (outcome, state.slows_publishers())
+            // Under the same lock as the queue: no second one to wake it.
+            let waker = match outcome {
+                Enqueued::First => state.wake(),
+                _ => None,
+            };
+            (outcome, state.slows_publishers(), waker)
         };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         if backed_up {
             BACKED_UP.set(true);
         }
         match outcome {
-            Enqueued::First => session.wake.notify_one(),
-            Enqueued::Behind | Enqueued::Skipped => {}
+            Enqueued::First | Enqueued::Behind | Enqueued::Skipped => {}
             Enqueued::Dropped { first } => {
                 Stats::add(&self.stats.publish_dropped, 1);
                 if first {

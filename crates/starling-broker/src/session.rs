@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use starling_proto::{PacketId, QoS, TopicFilter};
@@ -175,6 +176,12 @@ pub struct SessionState {
     /// `Some` while the store keeps this session. Boxed: most sessions have
     /// none.
     record: Option<Box<Kept>>,
+    /// The attached connection's waker, while it waits ([`Self::poll_woken`]).
+    waiter: Option<Waker>,
+    /// Woken since the connection last looked: a delivery, or a flag to read
+    /// (a takeover, a shutdown, a reload, its keep alive). Kept until it looks,
+    /// as a `Notify` keeps a permit.
+    woken: bool,
 }
 
 /// What a session the store keeps has besides its state.
@@ -249,7 +256,39 @@ impl SessionState {
             recheck_in: 0,
             slow: false,
             record: None,
+            waiter: None,
+            woken: false,
         }
+    }
+
+    /// Wakes the attached connection, or makes its next wait end at once:
+    /// the waker to wake once the lock is released.
+    #[must_use = "wake it once the lock is released"]
+    pub fn wake(&mut self) -> Option<Waker> {
+        self.woken = true;
+        self.waiter.take()
+    }
+
+    /// Whether the connection was woken since it last looked (and then it
+    /// is no longer); if not, `cx` is woken at the next [`Self::wake`].
+    pub fn poll_woken(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::take(&mut self.woken) {
+            return Poll::Ready(());
+        }
+        if !self
+            .waiter
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            self.waiter = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Forgets the waker of a connection that has ended, which would
+    /// otherwise keep its task's memory.
+    pub fn forget_waiter(&mut self) {
+        self.waiter = None;
     }
 
     /// A stored session as the store gave it back at start-up: offline, with

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -323,8 +324,9 @@ struct Connection {
     /// Boxed: most brokers set none, and every connection holds this field.
     rate: Option<Box<RateLimit>>,
     /// A 3.x client over its rate, or any client whose messages found a
-    /// backlog: nothing more is read from it until then (backpressure).
-    paused_until: Option<tokio::time::Instant>,
+    /// backlog: nothing more is read from it until this ends (backpressure).
+    /// Boxed, and only while it lasts: an idle connection holds no timer.
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The listener (its bound address: which security scope applies).
     /// Shared, not copied: an address is 32 bytes in every connection.
     listener: Arc<crate::config::Listener>,
@@ -343,8 +345,22 @@ struct Connection {
 impl Drop for Connection {
     /// At the end of `finish`, or wherever the connection's task is dropped.
     fn drop(&mut self) {
+        if self.keep_alive > 0 {
+            self.broker
+                .keep_alives
+                .unwatch(&self.session, self.generation);
+        }
+        self.session.forget_waiter(self.generation);
         self.broker.finished(&self.session, self.generation);
     }
+}
+
+/// Waits for the end of `pause`, for ever if there is none.
+fn pause_ended(pause: &mut Option<Pin<Box<tokio::time::Sleep>>>) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match pause {
+        Some(sleep) => sleep.as_mut().poll(cx),
+        None => std::task::Poll::Pending,
+    })
 }
 
 impl Connection {
@@ -355,10 +371,11 @@ impl Connection {
         decoder: &mut Decoder,
         shutdown: &Shutdown,
     ) -> End {
-        let keep_alive =
-            (self.keep_alive > 0).then(|| Duration::from_secs(u64::from(self.keep_alive)) * 3 / 2);
-        let deadline = tokio::time::sleep(keep_alive.unwrap_or(Duration::from_secs(86_400)));
-        tokio::pin!(deadline);
+        // No timer of its own: the broker's keep alive wheel watches it and
+        // wakes it when its keep alive runs out.
+        if self.keep_alive > 0 {
+            self.watch(Instant::now());
+        }
         loop {
             // A takeover, a shutdown or a reload comes as a wake-up of the
             // session (its reason in a flag), which every arm below ends in,
@@ -382,7 +399,7 @@ impl Connection {
                     tokio::select! {
                         biased;
                         stored = &mut stored => break Ok(stored),
-                        _ = session.wake.notified() => {
+                        () = session.woken() => {
                             if let Some(reason) = ending(session, generation, shutdown) {
                                 break Err(reason);
                             }
@@ -418,7 +435,7 @@ impl Connection {
                         tokio::select! {
                             biased;
                             flushed = &mut flush => break flushed.err().map(End::Io),
-                            _ = session.wake.notified() => {
+                            () = session.woken() => {
                                 if let Some(reason) = ending(session, generation, shutdown) {
                                     break Some(End::Abandoned(reason));
                                 }
@@ -452,20 +469,13 @@ impl Connection {
             // A 3.x client over `max_publish_rate` is not read from until its
             // bucket has refilled, nor one whose messages found a backlog for
             // `BACKLOG_PAUSE`; nor is its keep alive counted meanwhile.
-            // One timer serves both: the pause's end while paused, the keep
-            // alive otherwise (a second `Sleep` would grow every connection).
-            let resume = self.paused_until;
-            if let Some(at) = resume {
-                if deadline.deadline() != at {
-                    deadline.as_mut().reset(at);
-                }
-            }
+            let paused = self.pause.is_some();
             // Every arm is cancel-safe: `read_some` reads into the buffer or
-            // not at all, and `Notify` keeps a permit for a wake-up that comes
-            // while another arm runs.
+            // not at all, the session keeps a wake-up that comes while
+            // another arm runs, and the pause is a timer.
             tokio::select! {
                 biased;
-                read = read_some(stream, read_buf, &mut self.out, self.read_size == MIN_READ_SIZE), if resume.is_none() => {
+                read = read_some(stream, read_buf, &mut self.out, self.read_size == MIN_READ_SIZE), if !paused => {
                     let n_read = match read {
                         Ok(0) => return End::Closed,
                         Err(e) => return End::Io(e),
@@ -479,9 +489,6 @@ impl Connection {
                             n
                         }
                     };
-                    if let Some(k) = keep_alive {
-                        deadline.as_mut().reset(tokio::time::Instant::now() + k);
-                    }
                     if let Err(end) = self.handle_buffered(read_buf, decoder) {
                         return end;
                     }
@@ -493,22 +500,18 @@ impl Connection {
                         tokio::task::yield_now().await;
                     }
                 }
-                // A message queued, a takeover, a shutdown, a reload: the next
-                // turn of the loop sees which.
-                _ = self.session.wake.notified() => {}
-                () = &mut deadline, if keep_alive.is_some() || resume.is_some() => {
-                    if resume.is_some() {
-                        self.paused_until = None;
-                        if let Some(k) = keep_alive {
-                            deadline.as_mut().reset(tokio::time::Instant::now() + k);
-                        }
-                        if let Err(end) = self.handle_buffered(read_buf, decoder) {
-                            return end;
-                        }
-                        continue;
+                // A message queued, a takeover, a shutdown, a reload, the keep
+                // alive: the next turn of the loop sees which.
+                () = self.session.woken() => {}
+                () = pause_ended(&mut self.pause), if paused => {
+                    self.pause = None;
+                    // The keep alive counts from the end of the pause.
+                    if self.keep_alive > 0 {
+                        self.session.touch(self.broker.keep_alives.tick(Instant::now()));
                     }
-                    info!("Client {} has exceeded timeout, disconnecting.", self.session.client_id);
-                    return End::Server(ReasonCode::KEEP_ALIVE_TIMEOUT, String::new());
+                    if let Err(end) = self.handle_buffered(read_buf, decoder) {
+                        return end;
+                    }
                 }
             }
         }
@@ -524,12 +527,15 @@ impl Connection {
         // One clock read and one count per read, not per packet: both are
         // measurable on a publisher's path.
         let now = Instant::now();
+        if self.keep_alive > 0 {
+            self.session.touch(self.broker.keep_alives.tick(now));
+        }
         let mut received = 0;
         // What other tasks on this thread pushed is theirs to wait for.
         crate::storage::writer::take_pushed();
         crate::broker::take_backed_up();
         let result = loop {
-            if self.paused_until.is_some() {
+            if self.pause.is_some() {
                 break Ok(());
             }
             match decoder.decode(read_buf) {
@@ -544,7 +550,7 @@ impl Connection {
                     // publisher has (and a v5 one has none towards a slow
                     // subscriber).
                     if crate::broker::take_backed_up() {
-                        self.paused_until = Some(tokio::time::Instant::now() + BACKLOG_PAUSE);
+                        self.pause_for(BACKLOG_PAUSE);
                     }
                 }
                 Ok(None) => break Ok(()),
@@ -553,6 +559,42 @@ impl Connection {
         };
         Stats::add(&self.broker.stats.packets_received, received);
         result
+    }
+
+    /// Stops reading from the client for `wait`.
+    fn pause_for(&mut self, wait: Duration) {
+        self.pause = Some(Box::pin(tokio::time::sleep(wait)));
+    }
+
+    /// Has the broker's keep alive wheel watch this connection, which reads
+    /// at `now`.
+    fn watch(&self, now: Instant) {
+        let keep_alive = Duration::from_secs(u64::from(self.keep_alive));
+        self.broker
+            .keep_alives
+            .watch(&self.session, self.generation, keep_alive, now);
+    }
+
+    /// Whether the keep alive ran out [MQTT-3.1.2-24]: no packet for one
+    /// and a half keep alives. The wheel said so; a read since (a race) or a
+    /// pause (which the keep alive does not count) says otherwise, and the
+    /// wheel watches the connection again.
+    fn timed_out(&self) -> bool {
+        if self.keep_alive == 0 || !self.session.take_timed_out(self.generation) {
+            return false;
+        }
+        let now = Instant::now();
+        let keep_alive = Duration::from_secs(u64::from(self.keep_alive));
+        if self.pause.is_none()
+            && self
+                .broker
+                .keep_alives
+                .expired(&self.session, keep_alive, now)
+        {
+            return true;
+        }
+        self.watch(now);
+        false
     }
 
     async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<()> {
@@ -570,6 +612,13 @@ impl Connection {
                 );
             }
             return Some(End::Server(reason, String::new()));
+        }
+        if self.timed_out() {
+            info!(
+                "Client {} has exceeded timeout, disconnecting.",
+                self.session.client_id
+            );
+            return Some(End::Server(ReasonCode::KEEP_ALIVE_TIMEOUT, String::new()));
         }
         // A reload of the password and ACL files (`Broker::reload`).
         if self.reloads.has_changed().unwrap_or(false) {

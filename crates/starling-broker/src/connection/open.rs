@@ -318,7 +318,7 @@ impl Connection {
             rate: config
                 .max_publish_rate
                 .map(|rate| Box::new(RateLimit::new(rate, Instant::now()))),
-            paused_until: None,
+            pause: None,
             listener: Arc::clone(&info.listener),
             username,
             scope,

@@ -127,7 +127,7 @@ impl Connection {
             }
             // 3.x cannot be told: this message goes through, and reading stops
             // until the bucket is out of debt.
-            self.paused_until = Some(tokio::time::Instant::now() + wait);
+            self.pause_for(wait);
         }
         let config = &self.broker.config;
         if let Some(alias) = publish.properties.topic_alias {
