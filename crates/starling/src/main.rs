@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 /// them at their size where glibc malloc adds a header and alignment padding
 /// to each: about 270 bytes less per idle connection (`bench/RESULTS.md`,
 /// session 5).
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -39,6 +39,7 @@ use crate::broker::{Broker, Expiry, SessionHandle};
 use crate::message::{Delivery, Message};
 use crate::rate::RateLimit;
 use crate::router::Subscription;
+use crate::server::Slot;
 use crate::session::Resend;
 use crate::stats::Stats;
 use crate::transport::{CertificateUser, ConnectionInfo};
@@ -59,6 +60,10 @@ const MIN_READ_SIZE: usize = 256;
 /// rate, so the subscriber does not run dry.
 const BACKLOG_PAUSE: Duration = Duration::from_millis(1);
 const MAX_READ_SIZE: usize = 64 * 1024;
+
+/// A connection whose last wait lasted this long (in keep alive ticks: 1 s)
+/// waits without a task ([`hibernate`]).
+const HIBERNATE_AFTER: u32 = 10;
 
 /// Packets encoded per lock of the session before the buffer is written.
 const DRAIN_BATCH: usize = 256;
@@ -103,23 +108,39 @@ enum End {
 /// Serves one accepted connection from `peer` until it ends.
 pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr, shutdown: Shutdown)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let info = ConnectionInfo::plain(peer, broker.config.connect_timeout);
     serve_with(broker, stream, info, shutdown).await;
 }
 
 /// Serves one connection whose transport is set up (TLS, WebSocket, PROXY
-/// header: `info` says what they gave) until it ends.
-#[allow(clippy::manual_async_fn)] // on purpose: see the comment in the body
+/// header: `info` says what they gave) until it ends, or until it waits
+/// without a task ([`hibernate`]): the future may end before the connection.
 pub fn serve_with<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    info: ConnectionInfo,
+    shutdown: Shutdown,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_in(broker, stream, info, shutdown, Slot::default())
+}
+
+/// As [`serve_with`], for a connection that holds `slot` among its
+/// listener's connections until it ends.
+#[allow(clippy::manual_async_fn)] // on purpose: see the comment in the body
+pub fn serve_in<S>(
     broker: Arc<Broker>,
     mut stream: S,
     info: ConnectionInfo,
     shutdown: Shutdown,
-) -> impl std::future::Future<Output = ()>
+    slot: Slot,
+) -> impl Future<Output = ()> + Send
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Boxed, as is `finish` below, and made before the loop's `async` block,
     // which then holds the state of the loop alone: not that of the handshake
@@ -134,19 +155,155 @@ where
     // its arguments twice (as arguments and as the locals they move into)
     // for the life of the connection.
     async move {
-        let Some((mut conn, mut stream, mut read_buf, mut decoder)) = handshake.await else {
+        let Some((conn, stream, read_buf, decoder)) = handshake.await else {
             return;
         };
-        let end = conn
-            .run(&mut stream, &mut read_buf, &mut decoder, &shutdown)
-            .await;
-        drop(read_buf);
+        // No timer of its own: the broker's keep alive wheel watches it and
+        // wakes it when its keep alive runs out.
+        if conn.keep_alive > 0 {
+            conn.watch(Instant::now());
+        }
+        let served = Served {
+            conn,
+            stream,
+            read_buf,
+            decoder,
+            shutdown,
+            _slot: slot,
+        };
+        run_served(served, None).await;
+    }
+}
+
+/// An open connection and all it holds: what a connection that waits
+/// without a task keeps ([`hibernate`]).
+struct Served<S> {
+    conn: Connection,
+    stream: S,
+    read_buf: BytesMut,
+    decoder: Decoder,
+    shutdown: Shutdown,
+    /// Its place among its listener's connections, given back when it ends.
+    _slot: Slot,
+}
+
+/// What a read that ended a wait gave: the bytes read into the read buffer
+/// (`room` at most), the end of the stream or an error.
+struct Read {
+    result: std::io::Result<usize>,
+    room: usize,
+}
+
+/// How [`Connection::run`] returns.
+enum Outcome {
+    /// The connection ends.
+    Ended(End),
+    /// The connection is about to wait, and may do so without a task.
+    Idle,
+}
+
+/// Runs `served` (from `read`, if a read woke it) until it ends, then
+/// finishes it; or until it waits without a task. Not an `async fn`, which
+/// would hold its argument twice.
+#[allow(clippy::manual_async_fn)]
+fn run_served<S>(mut served: Served<S>, mut read: Option<Read>) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async move {
+        let end = loop {
+            let outcome = served
+                .conn
+                .run(
+                    &mut served.stream,
+                    &mut served.read_buf,
+                    &mut served.decoder,
+                    &served.shutdown,
+                    read.take(),
+                )
+                .await;
+            match outcome {
+                Outcome::Ended(end) => break end,
+                Outcome::Idle => match hibernate(served) {
+                    None => return,
+                    // Something came as it was about to wait.
+                    Some((back, woke)) => {
+                        served = back;
+                        read = woke;
+                    }
+                },
+            }
+        };
+        served.read_buf = BytesMut::new();
         let server_ended = matches!(end, End::Server(..) | End::Abandoned(_));
         // `finish` consumes the connection: a takeover waiting for it goes
         // on before the linger, not after.
-        Box::pin(conn.finish(end, &mut stream)).await;
+        Box::pin(served.conn.finish(end, &mut served.stream)).await;
         if server_ended {
-            linger(&mut stream, Some(&shutdown)).await;
+            linger(&mut served.stream, Some(&served.shutdown)).await;
+        }
+    }
+}
+
+/// Waits for `served`'s client or session without a task: what an idle
+/// connection costs is then `served` alone, not a task sized for the busy
+/// connection it can be (a tokio task is allocated in 128-byte steps with
+/// ~100 bytes of its own). Its socket and its session hold a waker that
+/// spawns a task for it again ([`Hibernating`]). `Some` with the connection
+/// back if its client or session already has something for it.
+fn hibernate<S>(served: Served<S>) -> Option<(Served<S>, Option<Read>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let hibernating = Arc::new(Hibernating {
+        served: parking_lot::Mutex::new(None),
+        runtime: tokio::runtime::Handle::current(),
+    });
+    let waker = std::task::Waker::from(Arc::clone(&hibernating));
+    let mut cx = std::task::Context::from_waker(&waker);
+    // Parked before the wakers are handed out, and under the lock while they
+    // are: a wake-up meanwhile waits for the lock, then finds it parked.
+    let mut parked = hibernating.served.lock();
+    let served = parked.insert(served);
+    let room = served.conn.read_room(&mut served.read_buf);
+    let read = read_some(
+        &mut served.stream,
+        &mut served.read_buf,
+        &mut served.conn.out,
+        true,
+    );
+    let read = match std::pin::pin!(read).poll(&mut cx) {
+        std::task::Poll::Ready(result) => Some(Read { result, room }),
+        std::task::Poll::Pending => None,
+    };
+    if read.is_some() || served.conn.session.poll_woken(&mut cx).is_ready() {
+        return Some((parked.take()?, read));
+    }
+    // Parked: its wait begins.
+    served.conn.last_wait = served.conn.broker.keep_alives.tick(Instant::now());
+    None
+}
+
+/// A connection waiting without a task ([`hibernate`]), and the waker of its
+/// socket and session: the first wake-up spawns a task that runs it again.
+struct Hibernating<S> {
+    served: parking_lot::Mutex<Option<Served<S>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl<S> std::task::Wake for Hibernating<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // The lock is released before the spawn: the new task may run at once.
+        let served = self.served.lock().take();
+        if let Some(served) = served {
+            self.runtime.spawn(run_served(served, None));
         }
     }
 }
@@ -331,7 +488,8 @@ struct Connection {
     /// Shared, not copied: an address is 32 bytes in every connection.
     listener: Arc<crate::config::Listener>,
     /// The user name the client logged in with (or its certificate gave).
-    username: Option<String>,
+    /// Not a `String`: 8 bytes less in every connection.
+    username: Option<Box<str>>,
     /// The password file, ACL and settings in force for this client; replaced
     /// when a reload is announced on `reloads`.
     scope: Arc<Scope>,
@@ -340,6 +498,8 @@ struct Connection {
     /// acknowledgement in the write buffer promises what came before it is
     /// stored. 0: nothing to wait for.
     gate: u64,
+    /// When its last wait began, in keep alive ticks ([`Self::may_hibernate`]).
+    last_wait: u32,
 }
 
 impl Drop for Connection {
@@ -370,20 +530,28 @@ impl Connection {
         read_buf: &mut BytesMut,
         decoder: &mut Decoder,
         shutdown: &Shutdown,
-    ) -> End {
-        // No timer of its own: the broker's keep alive wheel watches it and
-        // wakes it when its keep alive runs out.
-        if self.keep_alive > 0 {
-            self.watch(Instant::now());
-        }
+        mut read: Option<Read>,
+    ) -> Outcome {
         loop {
+            if let Some(Read { result, room }) = read.take() {
+                match self.after_read(result, room, read_buf, decoder) {
+                    Err(end) => return Outcome::Ended(end),
+                    // A read that filled the buffer: the client has more to
+                    // send. Let the other tasks run first, or a few fast
+                    // publishers read up to the scheduler's budget (128 reads)
+                    // per turn and starve the subscribers they feed.
+                    Ok(true) => tokio::task::yield_now().await,
+                    Ok(false) => {}
+                }
+            }
             // A takeover, a shutdown or a reload comes as a wake-up of the
             // session (its reason in a flag), which every arm below ends in,
             // or before the first turn: each is seen here.
             if let Some(end) = self.interrupted(shutdown) {
-                return end;
+                return Outcome::Ended(end);
             }
-            let more = self.drain(Instant::now());
+            let now = Instant::now();
+            let more = self.drain(now);
             // Acknowledgements wait for the store (group commit). While it
             // cannot be written they are withheld, and the client is told so
             // rather than left waiting with no answer to its pings.
@@ -412,12 +580,12 @@ impl Connection {
                     Ok(Ok(())) => {}
                     Ok(Err(reason)) => {
                         self.out.clear();
-                        return End::Server(
+                        return Outcome::Ended(End::Server(
                             reason,
                             "the store cannot be written; acknowledgements withheld".into(),
-                        );
+                        ));
                     }
-                    Err(reason) => return End::Server(reason, String::new()),
+                    Err(reason) => return Outcome::Ended(End::Server(reason, String::new())),
                 }
             }
             // A client that stops reading can block this write for ever: a
@@ -446,59 +614,29 @@ impl Connection {
                 })
                 .await;
                 if let Some(end) = ended {
-                    return end;
+                    return Outcome::Ended(end);
                 }
             }
             if more || woken {
                 continue;
             }
-            // The read buffer follows the traffic: it doubles while reads fill
-            // it and falls back to a few hundred bytes for a quiet client,
-            // which holds none at all while it waits (see `read_some`).
-            if read_buf.is_empty() && read_buf.capacity() > 2 * self.read_size {
-                *read_buf = BytesMut::new();
-            }
-            let room = if read_buf.capacity() == 0 && self.read_size == MIN_READ_SIZE {
-                MIN_READ_SIZE
-            } else {
-                if read_buf.capacity() - read_buf.len() < self.read_size / 2 {
-                    read_buf.reserve(self.read_size);
-                }
-                read_buf.capacity() - read_buf.len()
-            };
+            let room = self.read_room(read_buf);
             // A 3.x client over `max_publish_rate` is not read from until its
             // bucket has refilled, nor one whose messages found a backlog for
             // `BACKLOG_PAUSE`; nor is its keep alive counted meanwhile.
             let paused = self.pause.is_some();
+            let tick = self.broker.keep_alives.tick(now);
+            if !paused && self.may_hibernate(tick, read_buf) {
+                return Outcome::Idle;
+            }
+            self.last_wait = tick;
             // Every arm is cancel-safe: `read_some` reads into the buffer or
             // not at all, the session keeps a wake-up that comes while
             // another arm runs, and the pause is a timer.
             tokio::select! {
                 biased;
-                read = read_some(stream, read_buf, &mut self.out, self.read_size == MIN_READ_SIZE), if !paused => {
-                    let n_read = match read {
-                        Ok(0) => return End::Closed,
-                        Err(e) => return End::Io(e),
-                        Ok(n) => {
-                            Stats::add(&self.broker.stats.bytes_received, n as u64);
-                            if n == room {
-                                self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
-                            } else if n < self.read_size / 4 {
-                                self.read_size = (self.read_size / 2).max(MIN_READ_SIZE);
-                            }
-                            n
-                        }
-                    };
-                    if let Err(end) = self.handle_buffered(read_buf, decoder) {
-                        return end;
-                    }
-                    // A read that filled the buffer: the client has more to
-                    // send. Let the other tasks run first, or a few fast
-                    // publishers read up to the scheduler's budget (128 reads)
-                    // per turn and starve the subscribers they feed.
-                    if n_read == room {
-                        tokio::task::yield_now().await;
-                    }
+                result = read_some(stream, read_buf, &mut self.out, self.read_size == MIN_READ_SIZE), if !paused => {
+                    read = Some(Read { result, room });
                 }
                 // A message queued, a takeover, a shutdown, a reload, the keep
                 // alive: the next turn of the loop sees which.
@@ -510,11 +648,66 @@ impl Connection {
                         self.session.touch(self.broker.keep_alives.tick(Instant::now()));
                     }
                     if let Err(end) = self.handle_buffered(read_buf, decoder) {
-                        return end;
+                        return Outcome::Ended(end);
                     }
                 }
             }
         }
+    }
+
+    /// How much the next read may take, the read buffer made ready for it.
+    /// The buffer follows the traffic: it doubles while reads fill it and
+    /// falls back to a few hundred bytes for a quiet client, which holds
+    /// none at all while it waits (see `read_some`).
+    fn read_room(&self, read_buf: &mut BytesMut) -> usize {
+        if read_buf.is_empty() && read_buf.capacity() > 2 * self.read_size {
+            *read_buf = BytesMut::new();
+        }
+        if read_buf.capacity() == 0 && self.read_size == MIN_READ_SIZE {
+            MIN_READ_SIZE
+        } else {
+            if read_buf.capacity() - read_buf.len() < self.read_size / 2 {
+                read_buf.reserve(self.read_size);
+            }
+            read_buf.capacity() - read_buf.len()
+        }
+    }
+
+    /// Handles what a read of at most `room` bytes gave. `Ok(true)`: it
+    /// filled its room, the client has more to send.
+    fn after_read(
+        &mut self,
+        result: std::io::Result<usize>,
+        room: usize,
+        read_buf: &mut BytesMut,
+        decoder: &mut Decoder,
+    ) -> Result<bool, End> {
+        let n = match result {
+            Ok(0) => return Err(End::Closed),
+            Err(e) => return Err(End::Io(e)),
+            Ok(n) => n,
+        };
+        Stats::add(&self.broker.stats.bytes_received, n as u64);
+        if n == room {
+            self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
+        } else if n < self.read_size / 4 {
+            self.read_size = (self.read_size / 2).max(MIN_READ_SIZE);
+        }
+        self.handle_buffered(read_buf, decoder)?;
+        Ok(n == room)
+    }
+
+    /// Whether the connection, about to wait at keep alive tick `tick`,
+    /// should wait without a task ([`hibernate`]): it holds no buffer and no
+    /// pause, and its last wait began [`HIBERNATE_AFTER`] or more before (or
+    /// this is its first), so this one is likely to be long too. A busy
+    /// connection, whose waits are short, keeps its task: resuming costs a
+    /// task's allocation.
+    fn may_hibernate(&self, tick: u32, read_buf: &BytesMut) -> bool {
+        tick.wrapping_sub(self.last_wait) >= HIBERNATE_AFTER
+            && self.read_size == MIN_READ_SIZE
+            && read_buf.is_empty()
+            && self.out.is_empty()
     }
 
     /// Decodes and handles the packets in `read_buf`, stopping early when a
@@ -1032,15 +1225,18 @@ mod tests {
         assert_eq!(n, 0);
     }
 
-    /// Every connection holds this future for its whole life (issue 7: memory
-    /// per idle connection). 1,224 bytes over TCP when this was first written;
-    /// 816 (release) once the handshake's arguments were left out of it and
-    /// the idle `select!` waited on the session's one wake-up instead of also
-    /// a kick, the shutdown and the reloads (those were 304 bytes); 688 once
+    /// A busy connection holds this future (issue 7: memory per idle
+    /// connection). 1,224 bytes over TCP when this was first written; 816
+    /// (release) once the handshake's arguments were left out of it and the
+    /// idle `select!` waited on the session's one wake-up instead of also a
+    /// kick, the shutdown and the reloads (those were 304 bytes); 688 once
     /// `Connection` (208 bytes) shared its client id, listener and peer
-    /// instead of copying them. The connection's task adds ~200 and is
-    /// allocated in 128-byte steps: 896 bytes then. A new field or `select!`
-    /// arm that grows it should be boxed or justified.
+    /// instead of copying them; 456 without a keep alive timer and a
+    /// `Notified` (issue 17). An idle connection holds no task since
+    /// (`a_hibernating_connection_stays_small`); the loop's state in it grew
+    /// by what resuming one needs. The task adds ~100 bytes and is
+    /// allocated in 128-byte steps. A new field or `select!` arm that grows
+    /// it should be boxed or justified.
     #[tokio::test]
     async fn an_idle_connection_future_stays_small() {
         let broker = Broker::new(crate::config::Config::default());
@@ -1053,6 +1249,75 @@ mod tests {
         let info = ConnectionInfo::plain(peer, CONNECT_TIMEOUT);
         let serve = serve_with(broker, server, info, Shutdown::new());
         let size = std::mem::size_of_val(&serve);
-        assert!(size <= 720, "serve_with future: {size} bytes");
+        assert!(size <= 800, "serve_with future: {size} bytes");
+    }
+
+    /// An idle connection waits without a task (issue 17), and a packet
+    /// from its client, or the server shutting down, brings it back.
+    #[tokio::test]
+    async fn an_idle_connection_waits_without_a_task_and_wakes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let broker = Broker::new(crate::config::Config {
+            sys_interval: None,
+            ..Default::default()
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::server::serve(
+            Arc::clone(&broker),
+            vec![listener],
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let tasks = || metrics.num_alive_tasks();
+        tokio::task::yield_now().await;
+        let before = tasks();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut out = BytesMut::new();
+        let id = MqttString::try_from("sleeper").unwrap();
+        let mut connect = Connect::new(ProtocolVersion::V3_1_1, id);
+        // No keep alive: its sweeper would be one more task.
+        connect.keep_alive = 0;
+        Packet::Connect(Box::new(connect))
+            .encode(ProtocolVersion::V3_1_1, &mut out)
+            .unwrap();
+        client.write_all(&out).await.unwrap();
+        let mut answer = [0u8; 4];
+        client.read_exact(&mut answer).await.unwrap();
+        assert_eq!(answer, [0x20, 0x02, 0x00, 0x00], "CONNACK");
+        // Its task ends once it waits: the connection lives on without one.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tasks() != before {
+            assert!(
+                Instant::now() < deadline,
+                "the connection's task did not end: {} tasks, {before} before",
+                tasks()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(broker.session_count(), 1);
+        // A PINGREQ wakes it, and it answers.
+        client.write_all(&[0xC0, 0x00]).await.unwrap();
+        let mut pong = [0u8; 2];
+        client.read_exact(&mut pong).await.unwrap();
+        assert_eq!(pong, [0xD0, 0x00], "PINGRESP");
+        // So does the end of the server: the client is told, the server ends.
+        stop.send(()).unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        server.await.unwrap();
+        assert_eq!(broker.session_count(), 0);
+    }
+
+    /// What an idle connection costs beside its socket and its session
+    /// (issue 17): `Served` in an `Arc` (16 bytes more), which jemalloc
+    /// serves from its 320-byte size class while it is at most 304 bytes.
+    /// 296 bytes over TCP when this was written.
+    #[test]
+    fn a_hibernating_connection_stays_small() {
+        let size = std::mem::size_of::<Hibernating<tokio::net::TcpStream>>();
+        assert!(size <= 304, "a hibernating connection: {size} bytes");
     }
 }

@@ -205,7 +205,7 @@ impl Connection {
                 return None;
             }
         }
-        let username = connect.username.as_ref().map(|u| u.as_str().to_owned());
+        let username: Option<Box<str>> = connect.username.as_ref().map(|u| u.as_str().into());
         let login = match info.certificate_user {
             // The certificate authenticated the client; no password is checked.
             CertificateUser::Name(_) => Login::Allowed,
@@ -324,6 +324,12 @@ impl Connection {
             scope,
             reloads,
             gate: 0,
+            // Its first wait may be without a task: a client that has just
+            // connected is as likely to wait long as to go on at once.
+            last_wait: broker
+                .keep_alives
+                .tick(Instant::now())
+                .wrapping_sub(HIBERNATE_AFTER),
         };
         // The store keeps a session that outlives its connection, with the
         // connection's will (published after a crash as after a lost connection).
