@@ -172,9 +172,12 @@ impl SessionHandle {
     /// Whether the keep alive of the connection of `generation` ran out since
     /// it last asked.
     pub fn take_timed_out(&self, generation: u64) -> bool {
-        self.timed_out
-            .compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        // A load first: this is asked at every turn of a connection's loop.
+        self.timed_out.load(Ordering::Relaxed) == generation
+            && self
+                .timed_out
+                .compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
     }
 }
 

@@ -113,7 +113,8 @@ impl Connection {
 
     fn handle_publish(&mut self, mut publish: Publish, now: Instant) -> Result<(), End> {
         Stats::add(&self.broker.stats.messages_received, 1);
-        if let Some(Err(wait)) = self.rate.as_mut().map(|rate| rate.take(now)) {
+        let rate = self.extras.as_mut().and_then(|e| e.rate.as_mut());
+        if let Some(Err(wait)) = rate.map(|rate| rate.take(now)) {
             if self.version.is_v5() {
                 // MQTT 5.0 §3.14.2.1: 0x96 Message rate too high, in DISCONNECT
                 // (it is not one of PUBACK's reason codes).
@@ -143,7 +144,8 @@ impl Connection {
                 ));
             }
             if publish.topic.as_str().is_empty() {
-                let aliases = self.aliases.get_or_insert_with(Box::default);
+                let extras = self.extras.get_or_insert_with(Box::default);
+                let aliases = extras.aliases.get_or_insert_with(Box::default);
                 match aliases.inbound.get(&alias.get()) {
                     Some(topic) => publish.topic = topic.clone(),
                     None => {
@@ -154,7 +156,8 @@ impl Connection {
                     }
                 }
             } else {
-                let aliases = self.aliases.get_or_insert_with(Box::default);
+                let extras = self.extras.get_or_insert_with(Box::default);
+                let aliases = extras.aliases.get_or_insert_with(Box::default);
                 aliases.inbound.insert(alias.get(), publish.topic.clone());
             }
         }
