@@ -295,7 +295,11 @@ where
     if read.is_some() || parked.conn.session.poll_woken(&mut cx).is_ready() {
         return Some((guard.take()?.resume(read_buf), read));
     }
-    // Parked: its wait begins.
+    // Parked: its wait begins. Its empty write buffer keeps no allocation
+    // (a read to the stack, as this one, does not release it).
+    if parked.conn.out.is_empty() {
+        parked.conn.out = BytesMut::new();
+    }
     parked.conn.last_wait = parked.conn.broker.keep_alives.tick(Instant::now());
     None
 }
