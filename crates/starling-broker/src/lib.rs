@@ -21,6 +21,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod keepalive;
 pub mod log;
 pub mod message;
 pub mod rate;

@@ -11,11 +11,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tracing::{error, info};
 
 use crate::broker::Broker;
@@ -132,6 +133,78 @@ pub fn bind_to(addr: SocketAddr, interface: Option<&str>) -> std::io::Result<Tcp
     TcpListener::from_std(socket.into())
 }
 
+/// The connections of one listener: how many are open, under which limits.
+/// Not a `JoinSet`: an entry per connection (64 bytes) and a task per
+/// connection, where an idle connection may have none (it waits without one:
+/// `connection::hibernate`).
+#[derive(Debug)]
+pub struct Slots {
+    /// The broker's `max_connections` and the listener's.
+    limits: [Option<Arc<Semaphore>>; 2],
+    open: AtomicUsize,
+    /// Woken when the last open connection closes.
+    all_closed: Notify,
+}
+
+/// One connection's place among its listener's [`Slots`], given back when
+/// it is dropped (the connection has ended).
+#[derive(Debug, Default)]
+pub struct Slot(Option<Arc<Slots>>);
+
+impl Slots {
+    fn new(limits: [Option<Arc<Semaphore>>; 2]) -> Arc<Slots> {
+        Arc::new(Slots {
+            limits,
+            open: AtomicUsize::new(0),
+            all_closed: Notify::new(),
+        })
+    }
+
+    /// A place under every limit, or `None` if one is full.
+    fn take(self: &Arc<Self>) -> Option<Slot> {
+        let mut taken = Vec::with_capacity(2);
+        for limit in self.limits.iter().flatten() {
+            match limit.try_acquire() {
+                Ok(permit) => taken.push(permit),
+                Err(_) => return None,
+            }
+        }
+        // Given back by hand when the slot is dropped.
+        taken
+            .into_iter()
+            .for_each(tokio::sync::SemaphorePermit::forget);
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Some(Slot(Some(Arc::clone(self))))
+    }
+
+    /// Waits until no connection is open.
+    async fn closed(&self) {
+        loop {
+            let closed = self.all_closed.notified();
+            tokio::pin!(closed);
+            // Registered before the check: a close after it wakes us.
+            closed.as_mut().enable();
+            if self.open.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(slots) = self.0.take() {
+            for limit in slots.limits.iter().flatten() {
+                limit.add_permits(1);
+            }
+            if slots.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+                slots.all_closed.notify_waiters();
+            }
+        }
+    }
+}
+
 /// Accepts on one endpoint; `limits` are the broker's and its listener's.
 async fn accept_loop(
     broker: Arc<Broker>,
@@ -140,13 +213,11 @@ async fn accept_loop(
     shutdown: connection::Shutdown,
     limits: [Option<Arc<Semaphore>>; 2],
 ) {
-    let mut connections = tokio::task::JoinSet::new();
+    let slots = Slots::new(limits);
     loop {
         let accepted = tokio::select! {
             accepted = endpoint.socket.accept() => accepted,
             _ = stop.changed() => break,
-            // Reap finished connection tasks so the set does not grow.
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -157,7 +228,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permits) = acquire(&limits) else {
+        let Some(slot) = slots.take() else {
             info!(target: crate::log::CONNECTIONS, "Refusing connection from {peer}: max_connections reached.");
             continue;
         };
@@ -178,28 +249,16 @@ async fn accept_loop(
             stop: stop.clone(),
             shutdown: shutdown.clone(),
         });
-        connections.spawn(connection_task(opening, permits));
+        tokio::spawn(connection_task(opening, slot));
     }
-    while connections.join_next().await.is_some() {}
+    slots.closed().await;
 }
 
-/// A slot under every limit, or `Err` if one is full.
-fn acquire(limits: &[Option<Arc<Semaphore>>]) -> Result<Vec<OwnedSemaphorePermit>, ()> {
-    limits
-        .iter()
-        .flatten()
-        .map(|limit| Arc::clone(limit).try_acquire_owned().map_err(drop))
-        .collect()
-}
-
-/// The task of one accepted connection: opens it, serves it, and gives
-/// `permits` back when it ends. Not an `async fn`, which would hold its
-/// arguments twice.
+/// The task of one accepted connection: opens it and serves it; the
+/// connection gives its `slot` back when it ends. Not an `async fn`, which
+/// would hold its arguments twice.
 #[allow(clippy::manual_async_fn)]
-fn connection_task(
-    opening: Box<Opening>,
-    permits: Vec<OwnedSemaphorePermit>,
-) -> impl Future<Output = ()> + Send {
+fn connection_task(opening: Box<Opening>, slot: Slot) -> impl Future<Output = ()> + Send {
     async move {
         // Not a `match` on the awaited value: its temporary would be kept
         // beside the connection for the life of the task.
@@ -207,10 +266,13 @@ fn connection_task(
             return;
         };
         match opened {
-            Opened::Tcp(stream) => connection::serve_with(broker, stream, info, shutdown).await,
-            Opened::Boxed(stream) => connection::serve_with(broker, stream, info, shutdown).await,
+            Opened::Tcp(stream) => {
+                connection::serve_in(broker, stream, info, shutdown, slot).await;
+            }
+            Opened::Boxed(stream) => {
+                connection::serve_in(broker, stream, info, shutdown, slot).await;
+            }
         }
-        drop(permits);
     }
 }
 
@@ -308,7 +370,7 @@ mod tests {
             stop,
             shutdown: connection::Shutdown::new(),
         });
-        let task = connection_task(opening, Vec::new());
+        let task = connection_task(opening, Slot::default());
         // The task is allocated in 128-byte steps with ~130 bytes of tokio's
         // own; what it adds to the connection's future is the opening's box
         // and the permits. 1,224 bytes, with a 1,152-byte TCP connection, in a

@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use starling_proto::{PacketId, QoS, TopicFilter};
@@ -146,14 +147,10 @@ pub struct SessionState {
     queue: VecDeque<Delivery>,
     queued_bytes: usize,
     inflight: HashMap<PacketId, Inflight, IdHashing>,
-    /// In-flight PUBLISHes not yet sent again since the session resumed, oldest
-    /// first: they wait for room in the client's Receive Maximum.
-    /// Boxed, and only while there are some: 32 bytes in every session
-    /// otherwise (the lint's concern, an extra allocation, is the point).
-    #[allow(clippy::box_collection)]
-    held: Option<Box<VecDeque<PacketId>>>,
+    /// What few sessions need: boxed, and made when first needed (64
+    /// bytes in every session otherwise).
+    rare: Option<Box<Rare>>,
     next_order: u64,
-    incoming_qos2: HashSet<PacketId, IdHashing>,
     next_packet_id: PacketId,
     /// The broker's, shared: 40 bytes in every session otherwise.
     limits: Arc<QueueLimits>,
@@ -175,6 +172,22 @@ pub struct SessionState {
     /// `Some` while the store keeps this session. Boxed: most sessions have
     /// none.
     record: Option<Box<Kept>>,
+    /// The attached connection's waker, while it waits ([`Self::poll_woken`]).
+    waiter: Option<Waker>,
+    /// Woken since the connection last looked: a delivery, or a flag to read
+    /// (a takeover, a shutdown, a reload, its keep alive). Kept until it looks,
+    /// as a `Notify` keeps a permit.
+    woken: bool,
+}
+
+/// The parts of a session's state that few sessions use.
+#[derive(Debug, Default)]
+struct Rare {
+    /// In-flight PUBLISHes not yet sent again since the session resumed,
+    /// oldest first: they wait for room in the client's Receive Maximum.
+    held: VecDeque<PacketId>,
+    /// The QoS 2 PUBLISHes the client sent that await its PUBREL.
+    incoming_qos2: HashSet<PacketId, IdHashing>,
 }
 
 /// What a session the store keeps has besides its state.
@@ -236,9 +249,8 @@ impl SessionState {
             queue: VecDeque::new(),
             queued_bytes: 0,
             inflight: HashMap::default(),
-            held: None,
+            rare: None,
             next_order: 0,
-            incoming_qos2: HashSet::default(),
             next_packet_id: PacketId::MIN,
             limits: limits.into(),
             online: false,
@@ -249,7 +261,39 @@ impl SessionState {
             recheck_in: 0,
             slow: false,
             record: None,
+            waiter: None,
+            woken: false,
         }
+    }
+
+    /// Wakes the attached connection, or makes its next wait end at once:
+    /// the waker to wake once the lock is released.
+    #[must_use = "wake it once the lock is released"]
+    pub fn wake(&mut self) -> Option<Waker> {
+        self.woken = true;
+        self.waiter.take()
+    }
+
+    /// Whether the connection was woken since it last looked (and then it
+    /// is no longer); if not, `cx` is woken at the next [`Self::wake`].
+    pub fn poll_woken(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::take(&mut self.woken) {
+            return Poll::Ready(());
+        }
+        if !self
+            .waiter
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            self.waiter = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Forgets the waker of a connection that has ended, which would
+    /// otherwise keep its task's memory.
+    pub fn forget_waiter(&mut self) {
+        self.waiter = None;
     }
 
     /// A stored session as the store gave it back at start-up: offline, with
@@ -280,7 +324,9 @@ impl SessionState {
             );
             state.next_packet_id = id.next();
         }
-        state.incoming_qos2 = incoming_qos2.into_iter().collect();
+        if !incoming_qos2.is_empty() {
+            state.rare().incoming_qos2 = incoming_qos2.into_iter().collect();
+        }
         state.set_record(Some(record));
         state
     }
@@ -565,7 +611,7 @@ impl SessionState {
     /// A QoS 2 PUBLISH arrived with `id`: returns whether it is new (to be
     /// routed) rather than a resend of one already received [MQTT-4.3.3-10].
     pub fn receive_qos2(&mut self, id: PacketId) -> bool {
-        let new = self.incoming_qos2.insert(id);
+        let new = self.rare().incoming_qos2.insert(id);
         if new {
             self.record_change(|| SessionChange::Qos2Received(id));
         }
@@ -574,12 +620,22 @@ impl SessionState {
 
     /// Inbound QoS 2 messages received and not yet released.
     pub fn incoming_qos2(&self) -> usize {
-        self.incoming_qos2.len()
+        self.rare
+            .as_ref()
+            .map_or(0, |rare| rare.incoming_qos2.len())
+    }
+
+    /// The rare parts, made if need be.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// PUBREL arrived: returns whether `id` was awaiting release.
     pub fn release_qos2(&mut self, id: PacketId) -> bool {
-        let found = self.incoming_qos2.remove(&id);
+        let found = self
+            .rare
+            .as_mut()
+            .is_some_and(|rare| rare.incoming_qos2.remove(&id));
         if found {
             self.record_change(|| SessionChange::Qos2Released(id));
         }
@@ -610,14 +666,21 @@ impl SessionState {
                 _ => held.push_back(id),
             }
         }
-        self.held = (!held.is_empty()).then(|| Box::new(held));
+        if !held.is_empty() {
+            self.rare().held = held;
+        } else if let Some(rare) = &mut self.rare {
+            rare.held.clear();
+        }
         resend
     }
 
     /// The oldest PUBLISH held back at resume, once `window` has room for it:
     /// to be sent again with its packet identifier [MQTT-4.4.0-1].
     pub fn next_held(&mut self, window: usize) -> Option<(PacketId, Delivery)> {
-        let held = self.held.as_deref_mut()?;
+        let held = &mut self.rare.as_deref_mut()?.held;
+        if held.is_empty() {
+            return None;
+        }
         // Acknowledged since (for a copy the client got before the reconnect)
         // or handed to another member of a shared group: no longer held.
         let inflight = &self.inflight;
@@ -629,11 +692,11 @@ impl SessionState {
         if inflight.len() - held.len() >= window {
             return None;
         }
-        let id = held.pop_front();
+        let id = held.pop_front()?;
         if held.is_empty() {
-            self.held = None;
+            // Its buffer is not kept for the life of the session.
+            *held = VecDeque::new();
         }
-        let id = id?;
         Some((id, self.inflight[&id].delivery.clone()))
     }
 

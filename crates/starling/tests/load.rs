@@ -98,7 +98,6 @@ fn a_subscriber_that_never_reads_slows_no_one_and_stays_within_its_queue_limit()
     let published = started.elapsed();
     publisher.publish(message("load/x", "marker", QoS::AtLeastOnce));
     let received = reader.join().expect("the reading subscriber");
-    let rss_after = rss_kib(pid);
     assert_eq!(received, MESSAGES);
 
     // Publishers slowed by a 1 ms pause per message while a backed-up
@@ -110,13 +109,23 @@ fn a_subscriber_that_never_reads_slows_no_one_and_stays_within_its_queue_limit()
     );
     // Its queue (1,000 messages of 1 KiB) is what the broker holds for it:
     // 40 MiB were published, and holding them would grow it by more than
-    // that. The rest of the growth is buffers and the allocator's arenas,
-    // which on a loaded machine (the whole test suite on 2 cores) reached
-    // 17 MiB once where 5 to 10 is usual: the bound leaves room for that and
-    // still tells a bounded queue from an unbounded one.
-    let grown_kib = rss_after.saturating_sub(rss_before);
+    // that. The allocator gives the pages of what was freed back within a
+    // second or so (jemalloc's decay: .cargo/config.toml), not at once: what
+    // counts is what the broker still holds then. The rest is buffers and
+    // arenas, which on a loaded machine (the whole test suite on 2 cores)
+    // reached 17 MiB once where 5 to 10 is usual: the bound leaves room for
+    // that and still tells a bounded queue from an unbounded one.
+    const BOUND_KIB: u64 = 24 * 1024;
+    let settled = Instant::now() + Duration::from_secs(5);
+    let grown_kib = loop {
+        let grown_kib = rss_kib(pid).saturating_sub(rss_before);
+        if grown_kib < BOUND_KIB || Instant::now() >= settled {
+            break grown_kib;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
     assert!(
-        grown_kib < 24 * 1024,
+        grown_kib < BOUND_KIB,
         "the broker grew by {grown_kib} KiB for a subscriber that does not read"
     );
     assert!(

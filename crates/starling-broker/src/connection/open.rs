@@ -55,10 +55,7 @@ where
 {
     let peer = info.peer;
     let mut read_buf = BytesMut::new();
-    let mut decoder = Decoder::new(Role::Server, ProtocolVersion::V3_1_1);
-    if let Some(max) = broker.config.max_packet_size {
-        decoder = decoder.with_max_packet_size(max.get());
-    }
+    let mut decoder = decoder(broker, ProtocolVersion::V3_1_1);
     let first = tokio::time::timeout_at(
         info.connect_deadline,
         read_packet(stream, &mut read_buf, &mut decoder, &broker.stats),
@@ -234,7 +231,7 @@ impl Connection {
                 .await;
             return None;
         }
-        let username = connect.username.as_ref().map(|u| u.as_str().to_owned());
+        let username: Option<Box<str>> = connect.username.as_ref().map(|u| u.as_str().into());
         let login = match info.certificate_user {
             // The certificate authenticated the client; no password is checked.
             CertificateUser::Name(_) => Login::Allowed,
@@ -381,11 +378,11 @@ impl Connection {
         let attached = broker.attach(&client_id, connect.clean_start).await;
         let props = &connect.properties;
         let window = if version.is_v5() {
-            usize::from(props.receive_maximum.map_or(u16::MAX, |r| r.get()))
+            props.receive_maximum.map_or(u16::MAX, |r| r.get())
         } else {
             match config.max_inflight_messages {
-                0 => usize::from(u16::MAX),
-                n => usize::from(n),
+                0 => u16::MAX,
+                n => n,
             }
         };
         let mut conn = Connection {
@@ -394,12 +391,11 @@ impl Connection {
             generation: attached.generation,
             version,
             keep_alive,
-            will: connect.will.take().map(Box::new),
+            extras: None,
             clean_start: connect.clean_start,
             session_expiry: props.session_expiry_interval.unwrap_or(0),
             window,
             max_packet_size: props.maximum_packet_size.map_or(u32::MAX, |m| m.get()),
-            aliases: None,
             alias_out_max: if version.is_v5() {
                 props.topic_alias_maximum.unwrap_or(0)
             } else {
@@ -409,29 +405,37 @@ impl Connection {
             log_packets: config.logging.packets,
             read_size: MIN_READ_SIZE,
             problem_info: props.request_problem_information.unwrap_or(true),
-            rate: config
-                .max_publish_rate
-                .map(|rate| Box::new(RateLimit::new(rate, Instant::now()))),
-            paused_until: None,
             listener: Arc::clone(&info.listener),
             username,
             scope,
             reloads,
             gate: 0,
+            // Its first wait may be without a task: a client that has just
+            // connected is as likely to wait long as to go on at once.
+            last_wait: broker
+                .keep_alives
+                .tick(Instant::now())
+                .wrapping_sub(HIBERNATE_AFTER),
         };
         // The store keeps a session that outlives its connection, with the
         // connection's will (published after a crash as after a lost connection).
         let expiry = conn.expiry();
-        let stored_will = conn
-            .will
-            .as_deref()
-            .filter(|_| expiry != Expiry::Now)
-            .map(|will| {
-                let delay = Duration::from_secs(u64::from(
-                    will.properties.will_delay_interval.unwrap_or(0),
-                ));
-                crate::broker::stored_will(&will_message(will.clone(), broker), delay)
-            });
+        let will = connect.will.take().map(Box::new);
+        let rate = config
+            .max_publish_rate
+            .map(|rate| RateLimit::new(rate, Instant::now()));
+        if will.is_some() || rate.is_some() {
+            conn.extras = Some(Box::new(Extras {
+                will,
+                rate,
+                ..Default::default()
+            }));
+        }
+        let stored_will = conn.will().filter(|_| expiry != Expiry::Now).map(|will| {
+            let delay =
+                Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
+            crate::broker::stored_will(&will_message(will.clone(), broker), delay)
+        });
         broker.keep_session(&conn.session, expiry, stored_will);
         let mut properties = ConnAckProperties::default();
         if version.is_v5() {
@@ -496,7 +500,10 @@ impl Connection {
                 .unwrap_or_default(),
         );
         if attached.session_present {
-            let resend = conn.broker.state(&conn.session).resend(conn.window);
+            let resend = conn
+                .broker
+                .state(&conn.session)
+                .resend(usize::from(conn.window));
             for item in resend {
                 match item {
                     // Sent before, but read access may have been taken away

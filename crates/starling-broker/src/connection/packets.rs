@@ -115,7 +115,8 @@ impl Connection {
 
     fn handle_publish(&mut self, mut publish: Publish, now: Instant) -> Result<(), End> {
         Stats::add(&self.broker.stats.messages_received, 1);
-        if let Some(Err(wait)) = self.rate.as_mut().map(|rate| rate.take(now)) {
+        let rate = self.extras.as_mut().and_then(|e| e.rate.as_mut());
+        if let Some(Err(wait)) = rate.map(|rate| rate.take(now)) {
             if self.version.is_v5() {
                 // MQTT 5.0 §3.14.2.1: 0x96 Message rate too high, in DISCONNECT
                 // (it is not one of PUBACK's reason codes).
@@ -129,7 +130,7 @@ impl Connection {
             }
             // 3.x cannot be told: this message goes through, and reading stops
             // until the bucket is out of debt.
-            self.paused_until = Some(tokio::time::Instant::now() + wait);
+            self.pause_for(wait);
         }
         // `max_qos`: a PUBLISH above the listener's highest QoS ends the
         // connection, as in Mosquitto (v5: DISCONNECT 0x9B [MQTT-3.2.2-11]).
@@ -154,7 +155,8 @@ impl Connection {
                 ));
             }
             if publish.topic.as_str().is_empty() {
-                let aliases = self.aliases.get_or_insert_with(Box::default);
+                let extras = self.extras.get_or_insert_with(Box::default);
+                let aliases = extras.aliases.get_or_insert_with(Box::default);
                 match aliases.inbound.get(&alias.get()) {
                     Some(topic) => publish.topic = topic.clone(),
                     None => {
@@ -165,7 +167,8 @@ impl Connection {
                     }
                 }
             } else {
-                let aliases = self.aliases.get_or_insert_with(Box::default);
+                let extras = self.extras.get_or_insert_with(Box::default);
+                let aliases = extras.aliases.get_or_insert_with(Box::default);
                 aliases.inbound.insert(alias.get(), publish.topic.clone());
             }
         }
@@ -346,7 +349,7 @@ impl Connection {
         if message.retain && self.broker.config.check_retain_source {
             message.publisher = Some(Arc::new(crate::message::Publisher {
                 client_id: self.session.client_id.as_str().to_owned(),
-                username: self.username.clone(),
+                username: self.username.as_deref().map(str::to_owned),
                 listener: self.listener.bind,
             }));
         }
