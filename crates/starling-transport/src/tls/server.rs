@@ -96,6 +96,9 @@ impl ServerTls {
         // connection is idle, which most MQTT connections are.
         builder.set_options(SslOptions::NO_COMPRESSION | SslOptions::CIPHER_SERVER_PREFERENCE);
         builder.set_mode(SslMode::RELEASE_BUFFERS);
+        // Read whole records and what follows them at once, not the 5-byte
+        // header then the body: half the reads on a busy connection.
+        builder.set_read_ahead(true);
         builder
             .set_min_proto_version(Some(settings.min_version.openssl()))
             .map_err(|e| TlsError::setting("tls_version", reasons(&e)))?;
