@@ -103,35 +103,13 @@ impl ClientTls {
             (None, Some(_)) => Some("PSK"),
             (None, None) => None,
         };
-        if let Some(ciphers) = ciphers {
-            builder.set_cipher_list(ciphers).map_err(|e| {
-                TlsError::setting("ciphers", format!("'{ciphers}': {}", reasons(&e)))
-            })?;
-        }
-        if let Some(ciphers) = &settings.ciphers_tls13 {
-            builder.set_ciphersuites(ciphers).map_err(|e| {
-                TlsError::setting("ciphers_tls1.3", format!("'{ciphers}': {}", reasons(&e)))
-            })?;
-        }
+        super::set_ciphers(&mut builder, ciphers, settings.ciphers_tls13.as_deref())?;
         let with_cas = settings.cafile.is_some() || settings.capath.is_some();
-        if let Some(cafile) = &settings.cafile {
-            drop(key::certificates(cafile)?);
-            builder
-                .load_verify_locations(Some(cafile), None)
-                .map_err(|e| {
-                    TlsError::file(cafile, format!("unusable CA file: {}", reasons(&e)))
-                })?;
-        }
-        if let Some(capath) = &settings.capath {
-            if !capath.is_dir() {
-                return Err(TlsError::file(capath, "not a directory (capath)"));
-            }
-            builder
-                .load_verify_locations(None, Some(capath))
-                .map_err(|e| {
-                    TlsError::file(capath, format!("unusable CA directory: {}", reasons(&e)))
-                })?;
-        }
+        super::load_cas(
+            &mut builder,
+            settings.cafile.as_deref(),
+            settings.capath.as_deref(),
+        )?;
         if settings.use_os_certs || (!with_cas && settings.psk.is_none()) {
             builder
                 .set_default_verify_paths()
@@ -145,26 +123,7 @@ impl ClientTls {
         });
         match (&settings.cert, &settings.key) {
             (Some(cert), Some(keyfile)) => {
-                let mut certs = key::certificates(cert)?.into_iter();
-                let leaf = certs.next().expect("at least one certificate");
-                builder.set_certificate(&leaf).map_err(|e| {
-                    TlsError::file(cert, format!("unusable certificate: {}", reasons(&e)))
-                })?;
-                for extra in certs {
-                    builder.add_extra_chain_cert(extra).map_err(|e| {
-                        TlsError::file(cert, format!("unusable chain certificate: {}", reasons(&e)))
-                    })?;
-                }
-                let key = key::private_key(keyfile, &settings.passphrase)?;
-                builder
-                    .set_private_key(&key)
-                    .map_err(|e| key::unusable(keyfile, cert, &e))?;
-                builder.check_private_key().map_err(|_| {
-                    TlsError::file(
-                        keyfile,
-                        format!("key does not match certificate {}", cert.display()),
-                    )
-                })?;
+                key::install_identity(&mut builder, cert, keyfile, &settings.passphrase)?;
             }
             (None, None) => {}
             _ => {

@@ -130,6 +130,39 @@ pub(crate) fn unusable(
     }
 }
 
+/// Gives `builder` the certificate of `certfile` (with the chain after it)
+/// and the key of `keyfile`, checking that they match.
+pub(crate) fn install_identity(
+    builder: &mut openssl::ssl::SslContextBuilder,
+    certfile: &Path,
+    keyfile: &Path,
+    passphrase: &Passphrase,
+) -> Result<(), TlsError> {
+    let mut certs = certificates(certfile)?.into_iter();
+    let leaf = certs.next().expect("at least one certificate");
+    builder
+        .set_certificate(&leaf)
+        .map_err(|e| TlsError::file(certfile, format!("unusable certificate: {}", reasons(&e))))?;
+    for cert in certs {
+        builder.add_extra_chain_cert(cert).map_err(|e| {
+            TlsError::file(
+                certfile,
+                format!("unusable chain certificate: {}", reasons(&e)),
+            )
+        })?;
+    }
+    let key = private_key(keyfile, passphrase)?;
+    builder
+        .set_private_key(&key)
+        .map_err(|e| unusable(keyfile, certfile, &e))?;
+    builder.check_private_key().map_err(|_| {
+        TlsError::file(
+            keyfile,
+            format!("key does not match certificate {}", certfile.display()),
+        )
+    })
+}
+
 /// The certificates of a PEM file, in order (the end entity first, then its
 /// chain). A file without any is an error.
 pub fn certificates(path: &Path) -> Result<Vec<X509>, TlsError> {

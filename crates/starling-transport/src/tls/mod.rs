@@ -350,6 +350,52 @@ fn plain_tls(error: io::Error) -> io::Error {
     }
 }
 
+/// Sets the TLS 1.2 cipher list and the TLS 1.3 suites, each error naming its
+/// setting as the user wrote it (`ciphers`, `ciphers_tls1.3`).
+pub(crate) fn set_ciphers(
+    builder: &mut openssl::ssl::SslContextBuilder,
+    ciphers: Option<&str>,
+    ciphers_tls13: Option<&str>,
+) -> Result<(), TlsError> {
+    if let Some(ciphers) = ciphers {
+        builder
+            .set_cipher_list(ciphers)
+            .map_err(|e| TlsError::setting("ciphers", format!("'{ciphers}': {}", reasons(&e))))?;
+    }
+    if let Some(ciphers) = ciphers_tls13 {
+        builder.set_ciphersuites(ciphers).map_err(|e| {
+            TlsError::setting("ciphers_tls1.3", format!("'{ciphers}': {}", reasons(&e)))
+        })?;
+    }
+    Ok(())
+}
+
+/// Trusts the CAs of `cafile` and of the hashed directory `capath`.
+pub(crate) fn load_cas(
+    builder: &mut openssl::ssl::SslContextBuilder,
+    cafile: Option<&Path>,
+    capath: Option<&Path>,
+) -> Result<(), TlsError> {
+    if let Some(cafile) = cafile {
+        // Read first, for an error that says what is wrong with the file.
+        drop(key::certificates(cafile)?);
+        builder
+            .load_verify_locations(Some(cafile), None)
+            .map_err(|e| TlsError::file(cafile, format!("unusable CA file: {}", reasons(&e))))?;
+    }
+    if let Some(capath) = capath {
+        if !capath.is_dir() {
+            return Err(TlsError::file(capath, "not a directory (capath)"));
+        }
+        builder
+            .load_verify_locations(None, Some(capath))
+            .map_err(|e| {
+                TlsError::file(capath, format!("unusable CA directory: {}", reasons(&e)))
+            })?;
+    }
+    Ok(())
+}
+
 /// Reads a file for TLS, the error naming it.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError::file(path, format!("cannot read: {}", plain_io(&e))))

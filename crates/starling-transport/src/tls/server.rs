@@ -102,16 +102,11 @@ impl ServerTls {
         builder
             .set_min_proto_version(Some(settings.min_version.openssl()))
             .map_err(|e| TlsError::setting("tls_version", reasons(&e)))?;
-        if let Some(ciphers) = &settings.ciphers {
-            builder.set_cipher_list(ciphers).map_err(|e| {
-                TlsError::setting("ciphers", format!("'{ciphers}': {}", reasons(&e)))
-            })?;
-        }
-        if let Some(ciphers) = &settings.ciphers_tls13 {
-            builder.set_ciphersuites(ciphers).map_err(|e| {
-                TlsError::setting("ciphers_tls1.3", format!("'{ciphers}': {}", reasons(&e)))
-            })?;
-        }
+        super::set_ciphers(
+            &mut builder,
+            settings.ciphers.as_deref(),
+            settings.ciphers_tls13.as_deref(),
+        )?;
         if let Some(path) = &settings.dhparamfile {
             let dh = Dh::params_from_pem(&read(path)?).map_err(|e| {
                 TlsError::file(path, format!("not PEM DH parameters: {}", reasons(&e)))
@@ -125,29 +120,7 @@ impl ServerTls {
         }
         match (&settings.certfile, &settings.keyfile) {
             (Some(certfile), Some(keyfile)) => {
-                let mut certs = key::certificates(certfile)?.into_iter();
-                let leaf = certs.next().expect("at least one certificate");
-                builder.set_certificate(&leaf).map_err(|e| {
-                    TlsError::file(certfile, format!("unusable certificate: {}", reasons(&e)))
-                })?;
-                for cert in certs {
-                    builder.add_extra_chain_cert(cert).map_err(|e| {
-                        TlsError::file(
-                            certfile,
-                            format!("unusable chain certificate: {}", reasons(&e)),
-                        )
-                    })?;
-                }
-                let key = key::private_key(keyfile, &Passphrase::default())?;
-                builder
-                    .set_private_key(&key)
-                    .map_err(|e| key::unusable(keyfile, certfile, &e))?;
-                builder.check_private_key().map_err(|_| {
-                    TlsError::file(
-                        keyfile,
-                        format!("key does not match certificate {}", certfile.display()),
-                    )
-                })?;
+                key::install_identity(&mut builder, certfile, keyfile, &Passphrase::default())?;
             }
             (None, None) if settings.psk_hint.is_some() => {}
             _ => {
@@ -227,24 +200,11 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
 
 /// The CAs client certificates are checked against, and the CRLs.
 fn trust(builder: &mut SslContextBuilder, settings: &ServerSettings) -> Result<(), TlsError> {
-    if let Some(cafile) = &settings.cafile {
-        // Read first, for an error that says what is wrong with the file.
-        let certs = key::certificates(cafile)?;
-        drop(certs);
-        builder
-            .load_verify_locations(Some(cafile), None)
-            .map_err(|e| TlsError::file(cafile, format!("unusable CA file: {}", reasons(&e))))?;
-    }
-    if let Some(capath) = &settings.capath {
-        if !capath.is_dir() {
-            return Err(TlsError::file(capath, "not a directory (capath)"));
-        }
-        builder
-            .load_verify_locations(None, Some(capath))
-            .map_err(|e| {
-                TlsError::file(capath, format!("unusable CA directory: {}", reasons(&e)))
-            })?;
-    }
+    super::load_cas(
+        builder,
+        settings.cafile.as_deref(),
+        settings.capath.as_deref(),
+    )?;
     if let Some(crlfile) = &settings.crlfile {
         let text = read(crlfile)?;
         if !text
