@@ -68,6 +68,7 @@ fn message(topic: TopicName) -> Arc<Message> {
         properties: Default::default(),
         expires_at: None,
         origin: None,
+        publisher: None,
         stored_id: Default::default(),
     })
 }
