@@ -16,7 +16,7 @@
 mod common;
 
 use common::free_port;
-use common::tools::{Broker, Done, Kind, Run};
+use common::tools::{Broker, Done, Kind, Run, Running};
 
 fn both(extra: &str) -> [Broker; 2] {
     [Broker::starling_with(extra), Broker::mosquitto(extra)]
@@ -133,25 +133,7 @@ fn mount_point_puts_a_listeners_clients_under_a_prefix_they_do_not_see() {
         let mounted = broker.port.to_string();
         let plain = plain.to_string();
         // Published under the mount point, seen with it from outside.
-        let outside = Run::mosquitto(
-            "mosquitto_sub",
-            [
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &plain,
-                "-t",
-                "#",
-                "-v",
-                "-C",
-                "1",
-                "-W",
-                "5",
-                "-i",
-                "outside",
-            ],
-        )
-        .spawn();
+        let outside = first_message(&plain, "outside");
         wait_subscribed(&broker, "outside");
         let sent = pub_(broker.port, &["-t", "sensors/1", "-m", "from-inside"]);
         assert_eq!(sent.code, Some(0), "{kind:?}: {sent:?}");
@@ -162,25 +144,7 @@ fn mount_point_puts_a_listeners_clients_under_a_prefix_they_do_not_see() {
         );
         // Subscribed under it, seen without it from inside; other tenants'
         // topics never reach it.
-        let inside = Run::mosquitto(
-            "mosquitto_sub",
-            [
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &mounted,
-                "-t",
-                "#",
-                "-v",
-                "-C",
-                "1",
-                "-W",
-                "5",
-                "-i",
-                "inside",
-            ],
-        )
-        .spawn();
+        let inside = first_message(&mounted, "inside");
         wait_subscribed(&broker, "inside");
         let port: u16 = plain.parse().unwrap();
         assert_eq!(
@@ -202,6 +166,30 @@ fn mount_point_puts_a_listeners_clients_under_a_prefix_they_do_not_see() {
         };
         assert_eq!(seen.stdout, expected, "{kind:?}: {seen:?}");
     }
+}
+
+/// mosquitto_sub `-v` on every topic of `port` as `id`, for the first
+/// message, 5 s at most.
+fn first_message(port: &str, id: &str) -> Running {
+    Run::mosquitto(
+        "mosquitto_sub",
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            port,
+            "-t",
+            "#",
+            "-v",
+            "-C",
+            "1",
+            "-W",
+            "5",
+            "-i",
+            id,
+        ],
+    )
+    .spawn()
 }
 
 /// A refused CONNECT: `line` first (mosquitto_pub may add "Error: The
